@@ -1,0 +1,70 @@
+"""MegEngine data types as stored in model files (``DTypeEnum``) and their numpy storage types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DType:
+    """A MegEngine dtype: its name, numpy storage type and, for quantized types, scale and zero point."""
+
+    name: str
+    np_dtype: np.dtype
+    scale: float | None = None
+    zero_point: int | None = None
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale is not None
+
+    def __str__(self) -> str:
+        if self.quantized:
+            zp = f", zp={self.zero_point}" if self.zero_point is not None else ""
+            return f"{self.name}(scale={self.scale:g}{zp})"
+        return self.name
+
+
+# DTypeEnum value -> (name, numpy storage dtype or None when the storage is packed low-bit)
+DTYPE_ENUM: dict[int, tuple[str, np.dtype | None]] = {
+    0: ("Float32", np.dtype(np.float32)),
+    1: ("Uint8", np.dtype(np.uint8)),
+    2: ("Int8", np.dtype(np.int8)),
+    3: ("Int16", np.dtype(np.int16)),
+    4: ("Int32", np.dtype(np.int32)),
+    5: ("IntB1", None),
+    6: ("IntB2", None),
+    7: ("IntB4", None),
+    8: ("Byte", np.dtype(np.uint8)),
+    9: ("Float16", np.dtype(np.float16)),
+    10: ("UintB4", None),
+    11: ("Quantized8Asymm", np.dtype(np.uint8)),
+    12: ("QuantizedS32", np.dtype(np.int32)),
+    13: ("QuantizedS8", np.dtype(np.int8)),
+    14: ("Quantized4Asymm", None),
+    15: ("QuantizedS4", None),
+    16: ("QuantizedS16", np.dtype(np.int16)),
+    17: ("BFloat16", np.dtype(np.uint16)),
+    18: ("Bool", np.dtype(np.bool_)),
+    19: ("Uint16", np.dtype(np.uint16)),
+    20: ("QuantizedS1", None),
+    21: ("Complex64", np.dtype(np.complex64)),
+}
+
+FLOAT32 = DType("Float32", np.dtype(np.float32))
+INT32 = DType("Int32", np.dtype(np.int32))
+BOOL = DType("Bool", np.dtype(np.bool_))
+
+_BY_NUMPY = {np.dtype(t): DType(n, np.dtype(t)) for n, t in [
+    ("Float32", np.float32), ("Float16", np.float16), ("Int32", np.int32), ("Int16", np.int16),
+    ("Int8", np.int8), ("Uint8", np.uint8), ("Uint16", np.uint16), ("Bool", np.bool_)]}
+
+
+def from_numpy(dt) -> DType:
+    """The plain (non-quantized) MegEngine dtype stored as numpy type ``dt``."""
+    try:
+        return _BY_NUMPY[np.dtype(dt)]
+    except KeyError:
+        raise TypeError(f"numpy dtype {np.dtype(dt)} has no MegEngine counterpart") from None

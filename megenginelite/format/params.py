@@ -1,0 +1,116 @@
+"""Operator param tables: union ids, field slots and schema defaults (MegEngine 1.13 ``OperatorParam``).
+
+Absent FlatBuffers fields mean the schema default, and many defaults are not zero, so each table lists every
+field in slot order with its default. Only the tables of operators we execute are described; the others decode
+to an empty dict with their name, which is enough to report them.
+"""
+
+from __future__ import annotations
+
+from .flatbuf import Buffer, Table
+
+INT_MAX = 2**31 - 1
+
+_CONV_SPATIAL = [("pad_h", "u32", 0), ("pad_w", "u32", 0), ("stride_h", "u32", 1), ("stride_w", "u32", 1),
+                 ("dilate_h", "u32", 1), ("dilate_w", "u32", 1)]
+
+# union id -> (table name, [(field, kind, default)]) in slot order
+PARAM_TABLES: dict[int, tuple[str, list[tuple[str, str, object]]]] = {
+    1: ("Empty", []),
+    2: ("Axis", [("axis", "i32", 0)]),
+    3: ("Convolution", [("mode", "u32", 0), *_CONV_SPATIAL, ("sparse", "u32", 0), ("format", "u32", 0),
+                        ("compute_mode", "u32", 0)]),
+    6: ("ConvBias", [("nonlineMode", "u32", 0), ("mode", "u32", 0), ("sparse", "u32", 0), ("format", "u32", 0),
+                     *_CONV_SPATIAL, ("compute_mode", "u32", 0)]),
+    9: ("Pooling", [("mode", "u32", 0), ("pad_h", "u32", 0), ("pad_w", "u32", 0), ("stride_h", "u32", 2),
+                    ("stride_w", "u32", 2), ("window_h", "u32", 2), ("window_w", "u32", 2), ("format", "u32", 0)]),
+    10: ("LRN", [("n", "u32", 5), ("k", "f32", 2.0), ("alpha", "f32", 1e-4), ("beta", "f32", 0.75)]),
+    11: ("BN", [("param_dim", "u32", 0), ("fwd_mode", "u32", 0), ("epsilon", "f64", 1e-4),
+                ("avg_factor", "f64", 1.0), ("scale", "f32", 1.0), ("bias", "f32", 0.0)]),
+    13: ("WarpPerspective", [("imode", "u32", 1), ("bmode", "u32", 0), ("format", "u32", 0),
+                             ("border_val", "f32", 0.0)]),
+    17: ("Elemwise", [("mode", "u32", 0)]),
+    18: ("ElemwiseMultiType", [("mode", "u32", 0)]),
+    19: ("PowC", [("exp", "f32", 0.0)]),
+    20: ("MatrixMul", [("transposeA", "bool", False), ("transposeB", "bool", False), ("compute_mode", "u32", 0),
+                       ("format", "u32", 0)]),
+    23: ("Reduce", [("mode", "u32", 0), ("axis", "i32", INT_MAX), ("data_type", "u32", 0)]),
+    24: ("Cumsum", [("axis", "i32", INT_MAX), ("exclusive", "bool", True), ("reverse", "bool", False)]),
+    26: ("Argsort", [("order", "u32", 0)]),
+    40: ("Resize", [("imode", "u32", 1), ("format", "u32", 1)]),
+    44: ("TopK", [("mode", "u32", 0)]),
+    45: ("RelayoutFormat", [("mode", "u32", 0), ("oc", "u32", 0), ("group", "u32", 1)]),
+    54: ("OptionalAxisV1", [("axis", "i32", 7)]),
+    55: ("ExecutionPolicy", [("strategy", "u32", 1), ("workspace_limit", "u64", 2**64 - 1)]),
+    63: ("Host2DeviceCopy", [("enable_value_infer", "bool", True), ("dump_default_value", "bool", False),
+                             ("allow_cpu_mem_fwd", "bool", True)]),
+    64: ("Dimshuffle", [("pattern", "i32[]", ()), ("ndim", "u32", 0)]),
+    65: ("AxisAddRemove", [("desc", "axisdesc[]", ())]),
+    66: ("IndexDescMaskDump", [("items", "indexdesc[]", ())]),
+    67: ("DType", [("dtype", "dtype", None)]),
+    70: ("AdaptivePooling", [("mode", "u32", 0), ("format", "u32", 0)]),
+    82: ("Padding", [*[(f"front_offset_dim{i}", "u32", 0) for i in range(7)],
+                     *[(f"back_offset_dim{i}", "u32", 0) for i in range(7)],
+                     ("padding_val", "f32", 0.0), ("padding_mode", "u32", 2)]),
+    85: ("LayerNorm", [("affine", "bool", True), ("eps", "f32", 1e-5), ("normalized_dim", "u64", 1),
+                      ("normalized_size", "u64", 1)]),
+    90: ("Softmax", [("axis", "i32", -1)]),
+    92: ("GroupNorm", [("affine", "bool", True), ("eps", "f32", 1e-5), ("group", "u32", 1), ("format", "u32", 0)]),
+}
+
+# Names of the union members we do not decode, for messages.
+OTHER_PARAM_NAMES = {
+    4: "MaskPropagate", 5: "ConvPooling", 7: "SeparableConv", 8: "Images2Neibs", 12: "ROIPooling",
+    14: "SpatialTfGridGenerator", 15: "SpatialTfSampler", 16: "MGBAddUpdate", 22: "SVD", 25: "CondTake",
+    27: "IndexingRemap", 28: "MGBSleep", 29: "Linspace", 30: "LinspaceFull", 31: "Eye", 32: "UniformRNG",
+    33: "GaussianRNG", 34: "Flip", 35: "Rotate", 36: "ROICopy", 37: "CvtColor", 38: "WarpAffine",
+    39: "GaussianBlur", 41: "Convolution3D", 42: "Conv3DBias", 43: "SeparableConv3D", 46: "SeparableFilter",
+    47: "LocalShare", 48: "ROIAlign", 49: "DeformablePSROIPooling", 50: "BatchConvBias", 51: "DType",
+    52: "PersistentOutputStorage", 53: "OptionalAxis", 56: "AssertEqual", 58: "CollectiveComm",
+    59: "CondExecPred", 60: "CondExecPredLogical", 61: "CondExecMark", 62: "CondExecMerge", 68: "Remap",
+    69: "NMSKeep", 71: "NvOf", 72: "DctChannelSelect", 73: "FakeQuant", 74: "TQT", 75: "Correlation", 76: "LSQ",
+    77: "GammaRNG", 78: "PoissonRNG", 79: "PermutationRNG", 80: "BetaRNG", 81: "SlidingWindowTranspose",
+    83: "ShuffleRNG", 84: "CheckNonFinite", 86: "Dropout", 87: "RNNCell", 88: "RNN", 89: "LSTM", 91: "Diag",
+    93: "Fill", 94: "GeneralNorm", 95: "MultiHeadAttn", 96: "Resize3D", 97: "Cross", 98: "ExponentialRNG",
+    99: "MultinomialRNG",
+}
+
+
+def param_name(union_id: int) -> str:
+    if union_id in PARAM_TABLES:
+        return PARAM_TABLES[union_id][0]
+    return OTHER_PARAM_NAMES.get(union_id, f"param#{union_id}")
+
+
+def _axis_desc(buf: Buffer, pos: int) -> tuple[int, int]:
+    """AxisDesc struct: i8 method (0 ADD_1, 1 REMOVE) at 0, i32 axis at 4."""
+    return buf.scalar("i8", pos), buf.scalar("i32", pos + 4)
+
+
+def _index_desc(buf: Buffer, pos: int) -> tuple[int, bool, bool, bool, bool]:
+    """IndexDescMaskItem struct: i8 axis, then begin/end/step/idx flags."""
+    return (buf.scalar("i8", pos), buf.scalar("bool", pos + 1), buf.scalar("bool", pos + 2),
+            buf.scalar("bool", pos + 3), buf.scalar("bool", pos + 4))
+
+
+def decode_param(union_id: int, table: Table | None, decode_dtype) -> dict:
+    """Decode one param union member into a dict of field -> value, with schema defaults for absent fields."""
+    if union_id not in PARAM_TABLES:
+        return {}
+    _, fields = PARAM_TABLES[union_id]
+    out: dict = {}
+    for slot, (field, kind, default) in enumerate(fields):
+        if table is None:
+            out[field] = default
+        elif kind == "i32[]":
+            out[field] = tuple(int(v) for v in table.scalar_vector(slot, "i4"))
+        elif kind == "axisdesc[]":
+            out[field] = tuple(table.struct_vector(slot, 8, _axis_desc))
+        elif kind == "indexdesc[]":
+            out[field] = tuple(table.struct_vector(slot, 5, _index_desc))
+        elif kind == "dtype":
+            # The DType union member is itself the dtype table.
+            out[field] = decode_dtype(table)
+        else:
+            out[field] = table.scalar(slot, kind, default)
+    return out

@@ -1,0 +1,10 @@
+"""Graph layer: the IR built from a decoded file, static inference and constant folding."""
+
+from __future__ import annotations
+
+from . import infer_nn  # noqa: F401  (register the NN shape rules)
+from .build import build_graph, canonical_kind
+from .infer import infer_graph
+from .ir import Graph, Op, Var
+
+__all__ = ["build_graph", "canonical_kind", "infer_graph", "Graph", "Op", "Var"]

@@ -1,0 +1,137 @@
+"""Elemwise modes: value -> name, with a numpy evaluation used for constant folding."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _round_half_away(x):
+    return np.where(x >= 0, np.floor(x + 0.5), np.ceil(x - 0.5)).astype(x.dtype)
+
+
+def _floor_div(x, y):
+    if np.issubdtype(x.dtype, np.integer):
+        return np.floor_divide(x, y)
+    return np.floor(x / y).astype(x.dtype)
+
+
+def _mod(x, y):
+    return np.mod(x, y) if np.issubdtype(x.dtype, np.integer) else np.fmod(x, y)
+
+
+def _sigmoid(x):
+    return (1 / (1 + np.exp(-x))).astype(x.dtype)
+
+
+def _hswish(x):
+    return (x * np.clip(x + 3, 0, 6) / 6).astype(x.dtype)
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _gelu(x):
+    return (x * 0.5 * (1 + _erf(x / math.sqrt(2)))).astype(x.dtype)
+
+
+def _as(x, like):
+    return np.asarray(x).astype(like.dtype)
+
+
+# value -> (name, number of inputs, numpy function or None when not folded)
+MODES: dict[int, tuple[str, int, object]] = {
+    0: ("RELU", 1, lambda x: np.maximum(x, 0).astype(x.dtype)),
+    1: ("ABS", 1, np.abs),
+    2: ("ACOS", 1, np.arccos),
+    3: ("ASIN", 1, np.arcsin),
+    4: ("CEIL", 1, np.ceil),
+    5: ("COS", 1, np.cos),
+    6: ("EXP", 1, np.exp),
+    7: ("EXPM1", 1, np.expm1),
+    8: ("FLOOR", 1, np.floor),
+    9: ("LOG", 1, np.log),
+    10: ("LOG1P", 1, np.log1p),
+    11: ("NEGATE", 1, np.negative),
+    12: ("SIGMOID", 1, _sigmoid),
+    13: ("SIN", 1, np.sin),
+    14: ("TANH", 1, np.tanh),
+    15: ("ABS_GRAD", 2, lambda x, y: _as(np.where(x > 0, y, -y), x)),
+    16: ("ADD", 2, np.add),
+    17: ("FLOOR_DIV", 2, _floor_div),
+    18: ("MAX", 2, np.maximum),
+    19: ("MIN", 2, np.minimum),
+    20: ("MOD", 2, _mod),
+    21: ("MUL", 2, np.multiply),
+    22: ("POW", 2, np.power),
+    23: ("SIGMOID_GRAD", 2, lambda x, y: x * (1 - x) * y),
+    24: ("SUB", 2, np.subtract),
+    25: ("SWITCH_GT0", 2, lambda x, y: _as(np.where(x > 0, y, 0), x)),
+    26: ("TANH_GRAD", 2, lambda x, y: (1 - x * x) * y),
+    27: ("TRUE_DIV", 2, lambda x, y: _as(np.true_divide(x, y), x)),
+    28: ("LOG_SUM_EXP", 2, np.logaddexp),
+    29: ("LT", 2, lambda x, y: _as(x < y, x)),
+    30: ("LEQ", 2, lambda x, y: _as(x <= y, x)),
+    31: ("EQ", 2, lambda x, y: _as(x == y, x)),
+    32: ("SHL", 2, np.left_shift),
+    33: ("SHR", 2, np.right_shift),
+    34: ("COND_LEQ_MOV", 3, lambda x, y, z: _as(np.where(x <= y, z, 0), z)),
+    35: ("FUSE_MUL_ADD3", 3, lambda x, y, z: x * y + z),
+    36: ("FUSE_MUL_ADD4", 4, lambda x, y, z, w: x * y + z * w),
+    37: ("FUSE_ADD_RELU", 2, lambda x, y: np.maximum(x + y, 0).astype(x.dtype)),
+    38: ("FUSE_ADD_SIGMOID", 2, lambda x, y: _sigmoid(x + y)),
+    39: ("FUSE_ADD_TANH", 2, lambda x, y: np.tanh(x + y)),
+    40: ("FAST_TANH", 1, lambda x: (x * (27 + x * x) / (27 + 9 * x * x)).astype(x.dtype)),
+    41: ("FAST_TANH_GRAD", 2, None),
+    42: ("ROUND", 1, _round_half_away),
+    43: ("RMULH", 2, None),
+    44: ("ATAN2", 2, np.arctan2),
+    45: ("ERF", 1, lambda x: _as(_erf(x), x)),
+    46: ("ERFINV", 1, None),
+    47: ("ERFC", 1, lambda x: _as(1 - _erf(x), x)),
+    48: ("ERFCINV", 1, None),
+    49: ("H_SWISH", 1, _hswish),
+    50: ("H_SWISH_GRAD", 2, None),
+    51: ("FUSE_ADD_H_SWISH", 2, lambda x, y: _hswish(x + y)),
+    52: ("NOT", 1, np.logical_not),
+    53: ("AND", 2, np.logical_and),
+    54: ("OR", 2, np.logical_or),
+    55: ("XOR", 2, np.logical_xor),
+    56: ("SILU", 1, lambda x: (x * _sigmoid(x)).astype(x.dtype)),
+    57: ("SILU_GRAD", 2, None),
+    58: ("GELU", 1, _gelu),
+    59: ("GELU_GRAD", 2, None),
+    60: ("COND_LT_MOV", 3, lambda x, y, z: _as(np.where(x < y, z, 0), z)),
+    61: ("NEQ", 2, lambda x, y: _as(x != y, x)),
+    62: ("ISNAN", 1, np.isnan),
+    63: ("ISINF", 1, np.isinf),
+    64: ("SINH", 1, np.sinh),
+    65: ("COSH", 1, np.cosh),
+    66: ("ASINH", 1, np.arcsinh),
+    67: ("ACOSH", 1, np.arccosh),
+    68: ("ATANH", 1, np.arctanh),
+    69: ("TAN", 1, np.tan),
+    70: ("ASINH_GRAD", 2, None),
+    71: ("ACOSH_GRAD", 2, None),
+    72: ("ATANH_GRAD", 2, None),
+    73: ("PRELU", 2, lambda x, y: _as(np.where(x > 0, x, x * y), x)),
+    74: ("CLIP", 3, lambda x, y, z: np.minimum(np.maximum(x, y), z)),
+    75: ("PRELU_GRAD", 3, None),
+    76: ("SOFTPLUS", 1, lambda x: _as(np.logaddexp(0, x), x)),
+    77: ("SOFTPLUS_GRAD", 2, None),
+    78: ("RELU6", 1, lambda x: np.clip(x, 0, 6).astype(x.dtype)),
+    79: ("RELU6_GRAD", 2, None),
+    80: ("HSIGMOID", 1, lambda x: (np.clip(x + 3, 0, 6) / 6).astype(x.dtype)),
+    81: ("HSIGMOID_GRAD", 2, None),
+    82: ("LOGSIGMOID", 1, lambda x: _as(-np.logaddexp(0, -x), x)),
+    83: ("SQRT", 1, np.sqrt),
+    84: ("SQUARE", 1, np.square),
+    85: ("SIGN", 1, np.sign),
+}
+
+BOOL_RESULT = {"ISNAN", "ISINF"}
+
+
+def mode_name(mode: int) -> str:
+    return MODES[mode][0] if mode in MODES else f"mode {mode}"

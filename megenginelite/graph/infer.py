@@ -1,0 +1,431 @@
+"""Static inference over the IR: output dtypes and shapes of every op, and constant folding.
+
+Graph inputs get concrete shapes (the ones the user feeds), so every shape sub-graph
+(GetVarShape -> Subtensor -> Concat -> Reshape ...) folds to constants here, and the lowering only ever sees
+static shapes. Each rule is a small function registered for an op kind; ``fold`` rules evaluate an op with numpy
+when all its inputs are constant.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..errors import InvalidInputError, UnsupportedOperatorError
+from ..format.dtypes import BOOL, DType, from_numpy
+from .elemwise_modes import BOOL_RESULT, MODES, mode_name
+from .ir import Graph, Op, Var
+
+ShapeRule = Callable[[Op], list[tuple[tuple[int, ...], DType]]]
+FoldRule = Callable[[Op, list[np.ndarray]], list[np.ndarray]]
+
+SHAPE_RULES: dict[str, ShapeRule] = {}
+FOLD_RULES: dict[str, FoldRule] = {}
+# Kinds whose value depends only on static input shapes: always folded.
+SHAPE_ONLY = {"GetVarShape"}
+
+
+def shape_rule(*kinds: str):
+    def register(fn):
+        for k in kinds:
+            SHAPE_RULES[k] = fn
+        return fn
+    return register
+
+
+def fold_rule(*kinds: str):
+    def register(fn):
+        for k in kinds:
+            FOLD_RULES[k] = fn
+        return fn
+    return register
+
+
+class ShapeError(InvalidInputError):
+    """The graph cannot take the input shapes it is given."""
+
+
+def fail(op: Op, msg: str) -> ShapeError:
+    return ShapeError(f"{op.describe()}: {msg}")
+
+
+def const_ints(op: Op, var: Var, what: str) -> list[int]:
+    """A shape-like input (int32 or float32) that must be known before running."""
+    if var.const is None:
+        raise UnsupportedOperatorError(f"{op.describe()}: its {what} ({var.name!r}) is computed at run time from "
+                                       f"data, which is not supported")
+    return [int(v) for v in np.asarray(var.const).reshape(-1)]
+
+
+def broadcast_shapes(op: Op, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+    try:
+        return tuple(int(d) for d in np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise fail(op, f"input shapes {[list(s) for s in shapes]} do not broadcast") from None
+
+
+def norm_axis(op: Op, axis: int, ndim: int) -> int:
+    a = axis + ndim if axis < 0 else axis
+    if not 0 <= a < ndim:
+        raise fail(op, f"axis {axis} is out of range for {ndim} dims")
+    return a
+
+
+def infer_graph(graph: Graph, input_shapes: dict[str, tuple[int, ...]] | None = None,
+                input_dtypes: dict[str, DType] | None = None) -> None:
+    """Set dtype, shape and (where possible) constant value on every var, in place."""
+    for var in graph.inputs:
+        if input_shapes and var.name in input_shapes:
+            var.shape = tuple(int(d) for d in input_shapes[var.name])
+        if input_dtypes and var.name in input_dtypes:
+            var.dtype = input_dtypes[var.name]
+    for op in graph.ops:
+        infer_op(op)
+
+
+def infer_op(op: Op) -> None:
+    fold = FOLD_RULES.get(op.kind)
+    if fold is not None and (op.kind in SHAPE_ONLY or all(v.is_const for v in op.inputs)):
+        try:
+            results = fold(op, [v.const for v in op.inputs])
+        except (ValueError, IndexError, TypeError) as exc:
+            raise fail(op, f"cannot evaluate on its constant inputs: {exc}") from None
+        for var, value in zip(op.outputs, results):
+            value = np.asarray(value)
+            var.const = value if value.ndim else value.reshape(1)
+            var.shape = var.const.shape
+            var.dtype = var.dtype or _dtype_of(op, var.const)
+        return
+    rule = SHAPE_RULES.get(op.kind)
+    if rule is None:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: no lowering for {op.kind!r}")
+    results = rule(op)
+    if len(results) < len(op.outputs):
+        raise fail(op, f"the file lists {len(op.outputs)} outputs, the operator has {len(results)}")
+    for var, (shape, dtype) in zip(op.outputs, results):
+        var.shape = tuple(int(d) for d in shape)
+        var.dtype = dtype
+
+
+def _dtype_of(op: Op, value: np.ndarray) -> DType:
+    if op.output_dtype is not None:
+        return op.output_dtype
+    if op.inputs and op.inputs[0].dtype is not None and op.inputs[0].dtype.np_dtype == value.dtype:
+        return op.inputs[0].dtype
+    return from_numpy(value.dtype)
+
+
+def same(op: Op) -> list[tuple[tuple[int, ...], DType]]:
+    x = op.inputs[0]
+    return [(x.shape, op.output_dtype or x.dtype)]
+
+
+# ---------------------------------------------------------------------------------------------- elementwise
+
+@shape_rule("Elemwise")
+def _elemwise_shape(op: Op):
+    mode = op.params.get("mode", 0)
+    if mode not in MODES:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: Elemwise {mode_name(mode)}")
+    name, arity, _ = MODES[mode]
+    if len(op.inputs) != arity:
+        raise fail(op, f"Elemwise {name} takes {arity} inputs, got {len(op.inputs)}")
+    shape = broadcast_shapes(op, [v.shape for v in op.inputs])
+    dtype = BOOL if name in BOOL_RESULT else op.inputs[0].dtype
+    return [(shape, dtype)]
+
+
+@fold_rule("Elemwise")
+def _elemwise_fold(op: Op, xs):
+    mode = op.params.get("mode", 0)
+    name, arity, fn = MODES.get(mode, (mode_name(mode), 0, None))
+    if fn is None:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: cannot fold Elemwise {name}")
+    dt = xs[0].dtype
+    with np.errstate(all="ignore"):
+        out = np.asarray(fn(*xs))
+    return [out if name in BOOL_RESULT or out.dtype == np.bool_ else out.astype(dt, copy=False)]
+
+
+@shape_rule("PowC")
+def _powc_shape(op: Op):
+    return same(op)
+
+
+@fold_rule("PowC")
+def _powc_fold(op: Op, xs):
+    x = xs[0]
+    return [np.power(x, np.asarray(op.params["exp"], x.dtype)).astype(x.dtype)]
+
+
+@shape_rule("TypeCvt")
+def _typecvt_shape(op: Op):
+    return [(op.inputs[0].shape, op.params["dtype"])]
+
+
+@fold_rule("TypeCvt")
+def _typecvt_fold(op: Op, xs):
+    target: DType = op.params["dtype"]
+    if target.quantized or (op.inputs[0].dtype and op.inputs[0].dtype.quantized):
+        raise TypeError("quantized conversion is not folded")
+    x = xs[0]
+    if target.np_dtype == np.bool_:
+        return [x != 0]
+    return [x.astype(target.np_dtype)]
+
+
+# ---------------------------------------------------------------------------------------------- shapes
+
+@fold_rule("GetVarShape")
+def _getvarshape_fold(op: Op, xs):
+    """The input's static shape (the broadcast shape of several inputs), or one dim of it."""
+    shape = broadcast_shapes(op, [v.shape for v in op.inputs])
+    axis = op.params.get("axis", 7)
+    if axis != 7:
+        shape = (shape[norm_axis(op, axis, len(shape))],)
+    return [np.asarray(shape, np.int32).reshape(-1) if shape else np.ones(1, np.int32)]
+
+
+def reshape_target(op: Op, x: Var, target: list[int], axis: int) -> tuple[int, ...]:
+    size = int(np.prod(x.shape))
+    if axis != 7:
+        target = list(target)
+        target[norm_axis(op, axis, len(target))] = -1
+    if target.count(-1) > 1:
+        raise fail(op, f"reshape target {target} has more than one unknown dim")
+    if -1 in target:
+        rest = int(np.prod([d for d in target if d != -1]))
+        if rest == 0 or size % rest:
+            raise fail(op, f"cannot reshape {list(x.shape)} into {target}")
+        target = [size // rest if d == -1 else d for d in target]
+    if int(np.prod(target)) != size:
+        raise fail(op, f"cannot reshape {list(x.shape)} ({size} elements) into {target}")
+    return tuple(target)
+
+
+@shape_rule("Reshape")
+def _reshape_shape(op: Op):
+    x, t = op.inputs
+    return [(reshape_target(op, x, const_ints(op, t, "target shape"), op.params.get("axis", 7)), x.dtype)]
+
+
+@fold_rule("Reshape")
+def _reshape_fold(op: Op, xs):
+    return [xs[0].reshape(_reshape_shape(op)[0][0])]
+
+
+@shape_rule("Broadcast")
+def _broadcast_shape(op: Op):
+    x, t = op.inputs
+    target = tuple(const_ints(op, t, "target shape"))
+    if broadcast_shapes(op, [x.shape, target]) != target:
+        raise fail(op, f"cannot broadcast {list(x.shape)} to {list(target)}")
+    return [(target, x.dtype)]
+
+
+@fold_rule("Broadcast")
+def _broadcast_fold(op: Op, xs):
+    return [np.broadcast_to(xs[0], _broadcast_shape(op)[0][0]).copy()]
+
+
+@shape_rule("Concat")
+def _concat_shape(op: Op):
+    shapes = [v.shape for v in op.inputs]
+    axis = norm_axis(op, op.params.get("axis", 0), len(shapes[0]))
+    for s in shapes:
+        if len(s) != len(shapes[0]) or any(a != b for i, (a, b) in enumerate(zip(s, shapes[0])) if i != axis):
+            raise fail(op, f"cannot concatenate shapes {[list(s) for s in shapes]} on axis {axis}")
+    out = list(shapes[0])
+    out[axis] = sum(s[axis] for s in shapes)
+    return [(tuple(out), op.inputs[0].dtype)]
+
+
+@fold_rule("Concat")
+def _concat_fold(op: Op, xs):
+    return [np.concatenate(xs, axis=op.params.get("axis", 0))]
+
+
+@shape_rule("Split")
+def _split_shape(op: Op):
+    x = op.inputs[0]
+    axis = norm_axis(op, op.params.get("axis", 0), len(x.shape))
+    sizes = [const_ints(op, v, "split size")[0] for v in op.inputs[1:]]
+    if sum(sizes) != x.shape[axis]:
+        raise fail(op, f"split sizes {sizes} do not add up to dim {axis} of {list(x.shape)}")
+    return [(x.shape[:axis] + (s,) + x.shape[axis + 1:], x.dtype) for s in sizes]
+
+
+@fold_rule("Split")
+def _split_fold(op: Op, xs):
+    axis = op.params.get("axis", 0)
+    sizes = [int(np.asarray(s).reshape(-1)[0]) for s in xs[1:]]
+    return np.split(xs[0], np.cumsum(sizes)[:-1], axis=axis)
+
+
+def dimshuffle_shape(op: Op, shape: tuple[int, ...]) -> tuple[int, ...]:
+    pattern = op.params["pattern"]
+    kept = [p for p in pattern if p >= 0]
+    dropped = [i for i in range(len(shape)) if i not in kept]
+    if any(shape[i] != 1 for i in dropped) or any(p >= len(shape) for p in kept):
+        raise fail(op, f"pattern {list(pattern)} does not fit input shape {list(shape)}")
+    return tuple(1 if p < 0 else shape[p] for p in pattern)
+
+
+@shape_rule("Dimshuffle")
+def _dimshuffle_shape(op: Op):
+    x = op.inputs[0]
+    return [(dimshuffle_shape(op, x.shape), x.dtype)]
+
+
+@fold_rule("Dimshuffle")
+def _dimshuffle_fold(op: Op, xs):
+    x = xs[0]
+    kept = [p for p in op.params["pattern"] if p >= 0]
+    perm = kept + [i for i in range(x.ndim) if i not in kept]
+    return [np.transpose(x, perm).reshape(dimshuffle_shape(op, x.shape))]
+
+
+def axis_add_remove_shape(op: Op, shape: tuple[int, ...]) -> tuple[int, ...]:
+    out = list(shape)
+    for method, axis in op.params["desc"]:
+        if method == 0:
+            out.insert(norm_axis(op, axis, len(out) + 1), 1)
+        else:
+            a = norm_axis(op, axis, len(out))
+            if out[a] != 1:
+                raise fail(op, f"cannot remove axis {axis} of size {out[a]} from {list(shape)}")
+            del out[a]
+    return tuple(out) or (1,)
+
+
+@shape_rule("AxisAddRemove")
+def _axis_add_remove_shape(op: Op):
+    x = op.inputs[0]
+    return [(axis_add_remove_shape(op, x.shape), x.dtype)]
+
+
+@fold_rule("AxisAddRemove")
+def _axis_add_remove_fold(op: Op, xs):
+    return [xs[0].reshape(axis_add_remove_shape(op, xs[0].shape))]
+
+
+def subtensor_index(op: Op, ndim: int, values: list[Var]) -> tuple[list, list[int]]:
+    """Python index objects per axis from the IndexDescMaskDump items, and the axes an integer index removes.
+
+    Slice bounds come from constant inputs; for ``IndexingMultiAxisVec`` an index entry is a Var
+    (possibly non-constant) instead of an int.
+    """
+    index: list = [slice(None)] * ndim
+    removed: list[int] = []
+    it = iter(values)
+    for axis, has_begin, has_end, has_step, has_idx in op.params["items"]:
+        a = norm_axis(op, axis, ndim)
+        if has_idx:
+            v = next(it)
+            if op.kind == "Subtensor":
+                index[a] = const_ints(op, v, "index")[0]
+                removed.append(a)
+            else:
+                index[a] = v
+            continue
+        b = const_ints(op, next(it), "slice begin")[0] if has_begin else None
+        e = const_ints(op, next(it), "slice end")[0] if has_end else None
+        s = const_ints(op, next(it), "slice step")[0] if has_step else None
+        if s == 0:
+            raise fail(op, "slice step is zero")
+        index[a] = slice(b, e, s)
+    return index, removed
+
+
+@shape_rule("Subtensor")
+def _subtensor_shape(op: Op):
+    x = op.inputs[0]
+    index, _ = subtensor_index(op, len(x.shape), op.inputs[1:])
+    probe = np.empty(x.shape, np.bool_)
+    try:
+        shape = probe[tuple(index)].shape
+    except IndexError as exc:
+        raise fail(op, f"index out of range for shape {list(x.shape)}: {exc}") from None
+    return [(shape or (1,), x.dtype)]
+
+
+@fold_rule("Subtensor")
+def _subtensor_fold(op: Op, xs):
+    index, _ = subtensor_index(op, xs[0].ndim, op.inputs[1:])
+    out = xs[0][tuple(index)]
+    return [out.reshape(-1) if out.ndim == 0 else out.copy()]
+
+
+def advanced_index(op: Op, x_shape, index: list):
+    """numpy index objects for IndexingMultiAxisVec, with int vectors as given by constants or zeros."""
+    np_index = []
+    for entry in index:
+        if isinstance(entry, Var):
+            arr = entry.const if entry.const is not None else np.zeros(entry.shape, np.int64)
+            np_index.append(np.asarray(arr).astype(np.int64))
+        else:
+            np_index.append(entry)
+    return tuple(np_index)
+
+
+@shape_rule("IndexingMultiAxisVec")
+def _indexing_shape(op: Op):
+    x = op.inputs[0]
+    index, _ = subtensor_index(op, len(x.shape), op.inputs[1:])
+    probe = np.empty(x.shape, np.bool_)
+    np_index = advanced_index(op, x.shape, index)
+    try:
+        shape = probe[np_index].shape
+    except IndexError as exc:
+        raise fail(op, f"bad index for shape {list(x.shape)}: {exc}") from None
+    return [(shape or (1,), x.dtype)]
+
+
+@fold_rule("IndexingMultiAxisVec")
+def _indexing_fold(op: Op, xs):
+    index, _ = subtensor_index(op, xs[0].ndim, op.inputs[1:])
+    return [np.asarray(xs[0][advanced_index(op, xs[0].shape, index)])]
+
+
+# ---------------------------------------------------------------------------------------------- reductions
+
+REDUCE_MODES = {0: "SUM", 1: "SUM_SQR", 2: "PRODUCT", 3: "MIN", 4: "MAX", 5: "MEAN"}
+INT_MAX = 2**31 - 1
+
+
+def reduce_plan(op: Op) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(axes reduced, output shape) of a Reduce; the axis form keeps the reduced dim as size 1."""
+    x = op.inputs[0]
+    axis = op.params.get("axis", INT_MAX)
+    if axis != INT_MAX:
+        a = norm_axis(op, axis, len(x.shape))
+        return (a,), x.shape[:a] + (1,) + x.shape[a + 1:]
+    if len(op.inputs) < 2:
+        raise fail(op, "Reduce without an axis needs a target shape input")
+    target = tuple(const_ints(op, op.inputs[1], "target shape"))
+    if target == (1,) or len(target) != len(x.shape):
+        if int(np.prod(target)) != 1:
+            raise fail(op, f"cannot reduce {list(x.shape)} to {list(target)}")
+        return tuple(range(len(x.shape))), target
+    axes = tuple(i for i, (a, b) in enumerate(zip(x.shape, target)) if a != b)
+    if any(target[i] != 1 for i in axes):
+        raise fail(op, f"cannot reduce {list(x.shape)} to {list(target)}")
+    return axes, target
+
+
+@shape_rule("Reduce")
+def _reduce_shape(op: Op):
+    mode = op.params.get("mode", 0)
+    if mode not in REDUCE_MODES:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: Reduce mode {mode}")
+    return [(reduce_plan(op)[1], op.inputs[0].dtype)]
+
+
+@fold_rule("Reduce")
+def _reduce_fold(op: Op, xs):
+    axes, shape = reduce_plan(op)
+    x = xs[0]
+    fn = {0: np.sum, 2: np.prod, 3: np.min, 4: np.max, 5: np.mean}.get(op.params.get("mode", 0))
+    value = np.sum(x * x, axis=axes) if fn is None else fn(x, axis=axes)
+    return [np.asarray(value).astype(x.dtype).reshape(shape)]

@@ -1,0 +1,72 @@
+"""The graph IR: vars with dtype, static shape and (when known) a constant value; operators in topological order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..format.dtypes import DType
+
+
+@dataclass(eq=False)
+class Var:
+    """One tensor of the graph. ``const`` holds its value when it is known before running."""
+
+    id: int
+    name: str
+    dtype: DType | None = None
+    shape: tuple[int, ...] | None = None
+    const: np.ndarray | None = None
+    producer: Op | None = None
+
+    @property
+    def is_const(self) -> bool:
+        return self.const is not None
+
+    def __repr__(self) -> str:
+        shape = "?" if self.shape is None else "x".join(map(str, self.shape)) or "scalar"
+        return f"<var{self.id} {self.name!r} {self.dtype} {shape}{' const' if self.is_const else ''}>"
+
+
+@dataclass(eq=False)
+class Op:
+    """One MegBrain operator. ``type`` is the file's type name; ``kind`` the canonical name it lowers by."""
+
+    type: str
+    kind: str
+    params: dict
+    inputs: list[Var]
+    outputs: list[Var]
+    output_dtype: DType | None = None
+    index: int = 0
+
+    def describe(self) -> str:
+        out = self.outputs[0].name if self.outputs else "?"
+        return f"{self.type} (opr #{self.index}, output var {out!r})"
+
+
+@dataclass
+class Graph:
+    """A MegBrain graph: inputs (Host2DeviceCopy vars), computing ops, and named outputs."""
+
+    source: str
+    inputs: list[Var]
+    ops: list[Op]
+    outputs: list[tuple[str, Var]]
+    vars: dict[int, Var] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [v.name for v in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [name for name, _ in self.outputs]
+
+    def input(self, name: str) -> Var:
+        for v in self.inputs:
+            if v.name == name:
+                return v
+        raise KeyError(name)

@@ -1,0 +1,16 @@
+"""Lowering layer: MegBrain graph IR -> ONNX model, one registered function per operator kind."""
+
+from __future__ import annotations
+
+import onnx
+
+from ..graph.ir import Graph
+from . import elemwise, nn, shape  # noqa: F401  (register the lowerings)
+from .builder import LOWERINGS, OPSET, Builder, lowering
+
+__all__ = ["to_onnx", "LOWERINGS", "OPSET", "lowering"]
+
+
+def to_onnx(graph: Graph, name: str = "megengine") -> onnx.ModelProto:
+    """The ONNX model computing ``graph``; the graph must already carry inferred shapes and dtypes."""
+    return Builder(graph).build(name)

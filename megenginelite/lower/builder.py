@@ -1,0 +1,142 @@
+"""Collects ONNX nodes and initializers while the graph is lowered, and assembles the ONNX model."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from ..errors import UnsupportedOperatorError
+from ..graph.ir import Graph, Op, Var
+
+OPSET = 18
+
+LoweringFn = Callable[["Builder", Op], list[str]]
+LOWERINGS: dict[str, LoweringFn] = {}
+
+
+def lowering(*kinds: str):
+    """Register the function that lowers MegBrain operators of these kinds to ONNX nodes."""
+    def register(fn: LoweringFn) -> LoweringFn:
+        for k in kinds:
+            if k in LOWERINGS:
+                raise ValueError(f"two lowerings for {k}")
+            LOWERINGS[k] = fn
+        return fn
+    return register
+
+
+def onnx_type(dtype: np.dtype) -> int:
+    return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+
+
+class Builder:
+    """Accumulates the ONNX graph: one value name per var, fresh names for intermediate values."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[TensorProto] = []
+        self._names: dict[int, str] = {}
+        self._const_cache: dict[tuple, str] = {}
+        self._counter = 0
+        self._node_prefix = "graph"
+
+    def fresh(self, hint: str = "t") -> str:
+        self._counter += 1
+        return f"{hint}_{self._counter}"
+
+    def name(self, var: Var) -> str:
+        """The ONNX value holding ``var``; constants become initializers on first use."""
+        if var.id not in self._names:
+            if var.const is None:
+                raise UnsupportedOperatorError(f"var {var.name!r} is used before it is computed")
+            self._names[var.id] = self.const(var.const, f"c{var.id}")
+        return self._names[var.id]
+
+    def bind(self, var: Var, value: str) -> None:
+        self._names[var.id] = value
+
+    def inp(self, op: Op, i: int) -> str:
+        return self.name(op.inputs[i])
+
+    def const(self, value, hint: str = "const", dtype=None) -> str:
+        """An initializer holding ``value``; identical small constants are shared."""
+        arr = np.ascontiguousarray(np.asarray(value, dtype=dtype))
+        key = None
+        if arr.size <= 16:
+            key = (arr.dtype.str, arr.shape, arr.tobytes())
+            if key in self._const_cache:
+                return self._const_cache[key]
+        name = self.fresh(hint)
+        self.initializers.append(numpy_helper.from_array(arr, name))
+        if key is not None:
+            self._const_cache[key] = name
+        return name
+
+    def ints(self, values, hint: str = "shape") -> str:
+        return self.const(np.asarray(list(values), np.int64), hint)
+
+    def node(self, op_type: str, inputs: list[str], n_out: int = 1, **attrs) -> str | list[str]:
+        """Append one ONNX node; returns its output name (a list when ``n_out`` > 1)."""
+        outs = [self.fresh(op_type.lower()) for _ in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, inputs, outs, name=f"{self._node_prefix}/{op_type}_{self._counter}",
+                                           **attrs))
+        return outs if n_out > 1 else outs[0]
+
+    def cast(self, value: str, dtype) -> str:
+        return self.node("Cast", [value], to=onnx_type(dtype))
+
+    def reshape(self, value: str, shape) -> str:
+        return self.node("Reshape", [value, self.ints(shape)])
+
+    def lower(self, op: Op) -> None:
+        fn = LOWERINGS.get(op.kind)
+        if fn is None:
+            raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: no lowering for {op.kind!r}")
+        self._node_prefix = f"{op.type}#{op.index}:{op.outputs[0].name if op.outputs else ''}"
+        outs = fn(self, op)
+        for var, value in zip(op.outputs, outs):
+            if value is not None:
+                self.bind(var, value)
+
+    def build(self, name: str = "megengine") -> onnx.ModelProto:
+        """Lower every non-constant op, and wire graph inputs and outputs; the graph must be inferred."""
+        inputs = []
+        for var in self.graph.inputs:
+            self._names[var.id] = var.name
+            inputs.append(helper.make_tensor_value_info(var.name, onnx_type(var.dtype.np_dtype), list(var.shape)))
+        live = live_ops(self.graph)
+        for op in self.graph.ops:
+            if op in live and not all(v.is_const for v in op.outputs):
+                self.lower(op)
+        outputs = []
+        taken = {v.name for v in self.graph.inputs}
+        for out_name, var in self.graph.outputs:
+            name = out_name if out_name not in taken else self.fresh(out_name)
+            taken.add(name)
+            self._node_prefix = f"output:{out_name}"
+            self.nodes.append(helper.make_node("Identity", [self.name(var)], [name], name=f"output/{name}"))
+            outputs.append(helper.make_tensor_value_info(name, onnx_type(var.dtype.np_dtype), list(var.shape)))
+        g = helper.make_graph(self.nodes, name, inputs, outputs, self.initializers)
+        model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="megenginelite")
+        model.ir_version = 8
+        return model
+
+
+def live_ops(graph: Graph) -> set[Op]:
+    """Ops whose results reach a graph output (dead-code elimination)."""
+    live: set[Op] = set()
+    stack = [var for _, var in graph.outputs]
+    seen: set[int] = set()
+    while stack:
+        var = stack.pop()
+        if var.id in seen or var.is_const:
+            continue
+        seen.add(var.id)
+        if var.producer is not None and var.producer not in live:
+            live.add(var.producer)
+            stack.extend(var.producer.inputs)
+    return live

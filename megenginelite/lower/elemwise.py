@@ -1,0 +1,330 @@
+"""Lowerings of the element-wise operators: Elemwise (every mode), PowC and TypeCvt."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import UnsupportedOperatorError
+from ..graph.elemwise_modes import mode_name
+from ..graph.ir import Op
+from .builder import Builder, lowering
+
+
+def _c(b: Builder, value, dtype) -> str:
+    return b.const(np.asarray([value], dtype=dtype).reshape(()), "k")
+
+
+def _is_int(dtype) -> bool:
+    return np.issubdtype(dtype, np.integer)
+
+
+def _as_dtype(b: Builder, value: str, dtype) -> str:
+    """A boolean result converted back to the operands' dtype (MegBrain comparisons return 0/1 of that dtype)."""
+    return value if np.dtype(dtype) == np.bool_ else b.cast(value, dtype)
+
+
+def _sigmoid(b, x, dt):
+    return b.node("Sigmoid", [x])
+
+
+def _fast_tanh(b, x, dt):
+    # MegDNN's rational approximation x * (27 + x^2) / (27 + 9 x^2)
+    sq = b.node("Mul", [x, x])
+    num = b.node("Mul", [x, b.node("Add", [sq, _c(b, 27, dt)])])
+    return b.node("Div", [num, b.node("Add", [b.node("Mul", [sq, _c(b, 9, dt)]), _c(b, 27, dt)])])
+
+
+def _hswish(b, x, dt):
+    return b.node("HardSwish", [x])
+
+
+def _gelu(b, x, dt):
+    half = b.node("Mul", [x, _c(b, 0.5, dt)])
+    erf = b.node("Erf", [b.node("Mul", [x, _c(b, 1 / math.sqrt(2), dt)])])
+    return b.node("Mul", [half, b.node("Add", [erf, _c(b, 1.0, dt)])])
+
+
+def _floor_div(b, x, y, dt):
+    if _is_int(dt):
+        rem = b.node("Mod", [x, y], fmod=0)
+        return b.node("Div", [b.node("Sub", [x, rem]), y])
+    return b.node("Floor", [b.node("Div", [x, y])])
+
+
+def _round(b, x, dt):
+    # half away from zero: sign(x) * floor(|x| + 0.5)
+    return b.node("Mul", [b.node("Sign", [x]), b.node("Floor", [b.node("Add", [b.node("Abs", [x]), _c(b, 0.5, dt)])])])
+
+
+def _where(b, cond, x, dt):
+    return b.node("Where", [cond, x, _c(b, 0, dt)])
+
+
+def _softplus(b, x, dt):
+    # log(1 + exp(x)) computed stably: relu(x) + log1p(exp(-|x|))
+    tail = b.node("Log", [b.node("Add", [b.node("Exp", [b.node("Neg", [b.node("Abs", [x])])]), _c(b, 1, dt)])])
+    return b.node("Add", [b.node("Relu", [x]), tail])
+
+
+def _log1p(b, x, dt):
+    return b.node("Log", [b.node("Add", [x, _c(b, 1, dt)])])
+
+
+def _unsigned_shift(b, x, y, dt, direction):
+    u = np.dtype(dt).str.replace("i", "u")
+    return b.cast(b.node("BitShift", [b.cast(x, u), b.cast(y, u)], direction=direction), dt)
+
+
+def _shl(b, x, y, dt):
+    if not _is_int(dt):
+        raise TypeError("shift needs integers")
+    return _unsigned_shift(b, x, y, dt, "LEFT")
+
+
+def _shr(b, x, y, dt):
+    """Arithmetic shift right, as C's >> on signed ints: negative x shifts as ~((~x) >> y)."""
+    if not _is_int(dt):
+        raise TypeError("shift needs integers")
+    if not np.issubdtype(dt, np.signedinteger):
+        return _unsigned_shift(b, x, y, dt, "RIGHT")
+    neg = b.node("Less", [x, _c(b, 0, dt)])
+    inverted = b.node("Sub", [b.node("Neg", [x]), _c(b, 1, dt)])
+    shifted = _unsigned_shift(b, b.node("Where", [neg, inverted, x]), y, dt, "RIGHT")
+    return b.node("Where", [neg, b.node("Sub", [b.node("Neg", [shifted]), _c(b, 1, dt)]), shifted])
+
+
+def _rmulh(b, x, y, dt):
+    """Rounding high half of the doubled product, (x*y + 2**(n-1)) >> n with n = value bits; MIN*MIN saturates."""
+    if not _is_int(dt):
+        raise TypeError("RMULH needs integers")
+    info = np.iinfo(dt)
+    bits = info.bits - 1
+    prod = b.node("Mul", [b.cast(x, np.int64), b.cast(y, np.int64)])
+    prod = b.node("Add", [prod, _c(b, 1 << (bits - 1), np.int64)])
+    out = _floor_div(b, prod, _c(b, 1 << bits, np.int64), np.int64)
+    overflow = b.node("And", [b.node("Equal", [x, y]), b.node("Equal", [x, _c(b, info.min, dt)])])
+    return b.node("Where", [overflow, _c(b, info.max, dt), b.cast(out, dt)])
+
+
+def _grad_where(b, cond, then, other):
+    return b.node("Where", [cond, then, other])
+
+
+def _fast_tanh_grad(b, x, dy, dt):
+    sq = b.node("Mul", [x, x])
+    deno = b.node("Add", [sq, _c(b, 3, dt)])
+    num = b.node("Add", [b.node("Div", [b.node("Mul", [sq, _c(b, -48, dt)]), deno]), b.node("Add", [sq, _c(b, 27, dt)])])
+    return b.node("Mul", [b.node("Div", [num, b.node("Mul", [deno, _c(b, 9, dt)])]), dy])
+
+
+def _silu_grad(b, x, dy, dt):
+    sig = b.node("Sigmoid", [x])
+    inner = b.node("Add", [_c(b, 1, dt), b.node("Mul", [x, b.node("Sub", [_c(b, 1, dt), sig])])])
+    return b.node("Mul", [b.node("Mul", [dy, sig]), inner])
+
+
+def _gelu_grad(b, x, dy, dt):
+    phi = b.node("Mul", [_c(b, 0.3989422804014327, dt), b.node("Exp", [b.node("Mul", [_c(b, -0.5, dt), b.node("Mul", [x, x])])])])
+    cdf = b.node("Mul", [_c(b, 0.5, dt), b.node("Add", [_c(b, 1, dt), b.node("Erf", [b.node("Mul", [x, _c(b, 1 / math.sqrt(2), dt)])])])])
+    return b.node("Mul", [dy, b.node("Add", [cdf, b.node("Mul", [x, phi])])])
+
+
+def _softplus_grad(b, x, dy, dt):
+    e = b.node("Exp", [b.node("Neg", [b.node("Abs", [x])])])
+    logg = b.node("Div", [b.node("Mul", [b.node("Neg", [dy]), e]), b.node("Add", [_c(b, 1, dt), e])])
+    zero = _c(b, 0, dt)
+    grad0 = _grad_where(b, b.node("Greater", [x, zero]), logg, b.node("Neg", [logg]))
+    grad1 = _grad_where(b, b.node("Greater", [x, zero]), dy, zero)
+    return b.node("Add", [grad0, grad1])
+
+
+def _hswish_grad(b, x, dy, dt):
+    inner = b.node("Mul", [b.node("Div", [b.node("Add", [b.node("Mul", [x, _c(b, 2, dt)]), _c(b, 3, dt)]), _c(b, 6, dt)]), dy])
+    upper = _grad_where(b, b.node("Greater", [x, _c(b, 3, dt)]), dy, inner)
+    return _grad_where(b, b.node("Less", [x, _c(b, -3, dt)]), _c(b, 0, dt), upper)
+
+
+def _band_grad(low, high, value):
+    """dy-like value where low < x < high, else 0 (RELU6_GRAD, HSIGMOID_GRAD)."""
+    def emit(b, x, dy, dt):
+        inside = b.node("And", [b.node("Greater", [x, _c(b, low, dt)]), b.node("Less", [x, _c(b, high, dt)])])
+        return _grad_where(b, inside, value(b, dy, dt), _c(b, 0, dt))
+    return emit
+
+
+def _erfinv(b, x, dt):
+    # Giles' single-precision approximation, refined by two Newton steps on erf.
+    w = b.node("Neg", [b.node("Log", [b.node("Mul", [b.node("Sub", [_c(b, 1, dt), x]), b.node("Add", [_c(b, 1, dt), x])])])])
+    small = [2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503,
+             -0.00417768164, 0.246640727, 1.50140941]
+    big = [-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613,
+           0.00943887047, 1.00167406, 2.83297682]
+
+    def poly(t, coeffs):
+        acc = _c(b, coeffs[0], dt)
+        for c in coeffs[1:]:
+            acc = b.node("Add", [b.node("Mul", [acc, t]), _c(b, c, dt)])
+        return acc
+
+    p_small = poly(b.node("Sub", [w, _c(b, 2.5, dt)]), small)
+    p_big = poly(b.node("Sub", [b.node("Sqrt", [w]), _c(b, 3.0, dt)]), big)
+    y = b.node("Mul", [b.node("Where", [b.node("Less", [w, _c(b, 5.0, dt)]), p_small, p_big]), x])
+    for _ in range(2):
+        err = b.node("Sub", [b.node("Erf", [y]), x])
+        deriv = b.node("Mul", [_c(b, 2 / math.sqrt(math.pi), dt), b.node("Exp", [b.node("Neg", [b.node("Mul", [y, y])])])])
+        y = b.node("Sub", [y, b.node("Div", [err, deriv])])
+    return y
+
+
+# mode name -> emitter(builder, *inputs, dtype) -> value name
+EMITTERS = {
+    "RELU": lambda b, x, dt: b.node("Relu", [x]) if not _is_int(dt) else b.node("Max", [x, _c(b, 0, dt)]),
+    "ABS": lambda b, x, dt: b.node("Abs", [x]),
+    "ACOS": lambda b, x, dt: b.node("Acos", [x]),
+    "ASIN": lambda b, x, dt: b.node("Asin", [x]),
+    "CEIL": lambda b, x, dt: b.node("Ceil", [x]),
+    "COS": lambda b, x, dt: b.node("Cos", [x]),
+    "EXP": lambda b, x, dt: b.node("Exp", [x]),
+    "EXPM1": lambda b, x, dt: b.node("Sub", [b.node("Exp", [x]), _c(b, 1, dt)]),
+    "FLOOR": lambda b, x, dt: b.node("Floor", [x]),
+    "LOG": lambda b, x, dt: b.node("Log", [x]),
+    "LOG1P": _log1p,
+    "NEGATE": lambda b, x, dt: b.node("Neg", [x]),
+    "SIGMOID": _sigmoid,
+    "SIN": lambda b, x, dt: b.node("Sin", [x]),
+    "TANH": lambda b, x, dt: b.node("Tanh", [x]),
+    "FAST_TANH": _fast_tanh,
+    "ROUND": _round,
+    "ERF": lambda b, x, dt: b.node("Erf", [x]),
+    "ERFC": lambda b, x, dt: b.node("Sub", [_c(b, 1, dt), b.node("Erf", [x])]),
+    "ERFINV": _erfinv,
+    "ERFCINV": lambda b, x, dt: _erfinv(b, b.node("Sub", [_c(b, 1, dt), x]), dt),
+    "H_SWISH": _hswish,
+    "NOT": lambda b, x, dt: b.node("Not", [x]),
+    "SILU": lambda b, x, dt: b.node("Mul", [x, b.node("Sigmoid", [x])]),
+    "GELU": _gelu,
+    "ISNAN": lambda b, x, dt: b.node("IsNaN", [x]),
+    "ISINF": lambda b, x, dt: b.node("IsInf", [x]),
+    "SINH": lambda b, x, dt: b.node("Sinh", [x]),
+    "COSH": lambda b, x, dt: b.node("Cosh", [x]),
+    "ASINH": lambda b, x, dt: b.node("Asinh", [x]),
+    "ACOSH": lambda b, x, dt: b.node("Acosh", [x]),
+    "ATANH": lambda b, x, dt: b.node("Atanh", [x]),
+    "TAN": lambda b, x, dt: b.node("Tan", [x]),
+    "SOFTPLUS": _softplus,
+    "RELU6": lambda b, x, dt: b.node("Clip", [x, _c(b, 0, dt), _c(b, 6, dt)]),
+    "HSIGMOID": lambda b, x, dt: b.node("HardSigmoid", [x], alpha=1 / 6, beta=0.5),
+    "LOGSIGMOID": lambda b, x, dt: b.node("Neg", [_softplus(b, b.node("Neg", [x]), dt)]),
+    "SQRT": lambda b, x, dt: b.node("Sqrt", [x]),
+    "SQUARE": lambda b, x, dt: b.node("Mul", [x, x]),
+    "SIGN": lambda b, x, dt: b.node("Sign", [x]),
+    "ADD": lambda b, x, y, dt: b.node("Add", [x, y]),
+    "SUB": lambda b, x, y, dt: b.node("Sub", [x, y]),
+    "MUL": lambda b, x, y, dt: b.node("Mul", [x, y]),
+    "TRUE_DIV": lambda b, x, y, dt: b.node("Div", [x, y]),
+    "FLOOR_DIV": _floor_div,
+    "MAX": lambda b, x, y, dt: b.node("Max", [x, y]),
+    "MIN": lambda b, x, y, dt: b.node("Min", [x, y]),
+    "MOD": lambda b, x, y, dt: b.node("Mod", [x, y], fmod=0 if _is_int(dt) else 1),
+    "POW": lambda b, x, y, dt: b.node("Pow", [x, y]),
+    "SWITCH_GT0": lambda b, x, y, dt: _where(b, b.node("Greater", [x, _c(b, 0, dt)]), y, dt),
+    "LOG_SUM_EXP": lambda b, x, y, dt: b.node("Add", [b.node("Max", [x, y]), _log1p(
+        b, b.node("Exp", [b.node("Neg", [b.node("Abs", [b.node("Sub", [x, y])])])]), dt)]),
+    "LT": lambda b, x, y, dt: _as_dtype(b, b.node("Less", [x, y]), dt),
+    "LEQ": lambda b, x, y, dt: _as_dtype(b, b.node("LessOrEqual", [x, y]), dt),
+    "EQ": lambda b, x, y, dt: _as_dtype(b, b.node("Equal", [x, y]), dt),
+    "NEQ": lambda b, x, y, dt: _as_dtype(b, b.node("Not", [b.node("Equal", [x, y])]), dt),
+    "SHL": _shl,
+    "SHR": _shr,
+    "RMULH": _rmulh,
+    "FAST_TANH_GRAD": _fast_tanh_grad,
+    "H_SWISH_GRAD": _hswish_grad,
+    "SILU_GRAD": _silu_grad,
+    "GELU_GRAD": _gelu_grad,
+    "SOFTPLUS_GRAD": _softplus_grad,
+    "ASINH_GRAD": lambda b, x, y, dt: b.node("Div", [y, b.node("Sqrt", [b.node("Add", [b.node("Mul", [x, x]), _c(b, 1, dt)])])]),
+    "ACOSH_GRAD": lambda b, x, y, dt: b.node("Div", [y, b.node("Sqrt", [b.node("Sub", [b.node("Mul", [x, x]), _c(b, 1, dt)])])]),
+    "ATANH_GRAD": lambda b, x, y, dt: b.node("Div", [y, b.node("Sub", [_c(b, 1, dt), b.node("Mul", [x, x])])]),
+    "RELU6_GRAD": _band_grad(0, 6, lambda b, dy, dt: dy),
+    "HSIGMOID_GRAD": _band_grad(-3, 3, lambda b, dy, dt: b.node("Div", [dy, _c(b, 6, dt)])),
+    "PRELU_GRAD": lambda b, x, y, z, dt: _grad_where(b, b.node("GreaterOrEqual", [x, _c(b, 0, dt)]), y, b.node("Mul", [y, z])),
+    "FUSE_ADD_RELU": lambda b, x, y, dt: EMITTERS["RELU"](b, b.node("Add", [x, y]), dt),
+    "FUSE_ADD_SIGMOID": lambda b, x, y, dt: b.node("Sigmoid", [b.node("Add", [x, y])]),
+    "FUSE_ADD_TANH": lambda b, x, y, dt: b.node("Tanh", [b.node("Add", [x, y])]),
+    "FUSE_ADD_H_SWISH": lambda b, x, y, dt: b.node("HardSwish", [b.node("Add", [x, y])]),
+    "ATAN2": None,
+    "AND": lambda b, x, y, dt: b.node("And", [x, y]),
+    "OR": lambda b, x, y, dt: b.node("Or", [x, y]),
+    "XOR": lambda b, x, y, dt: b.node("Xor", [x, y]),
+    "PRELU": lambda b, x, y, dt: b.node("Where", [b.node("Greater", [x, _c(b, 0, dt)]), x, b.node("Mul", [x, y])]),
+    "ABS_GRAD": lambda b, x, y, dt: b.node("Where", [b.node("Greater", [x, _c(b, 0, dt)]), y, b.node("Neg", [y])]),
+    "SIGMOID_GRAD": lambda b, x, y, dt: b.node("Mul", [b.node("Mul", [x, b.node("Sub", [_c(b, 1, dt), x])]), y]),
+    "TANH_GRAD": lambda b, x, y, dt: b.node("Mul", [b.node("Sub", [_c(b, 1, dt), b.node("Mul", [x, x])]), y]),
+    "FUSE_MUL_ADD3": lambda b, x, y, z, dt: b.node("Add", [b.node("Mul", [x, y]), z]),
+    "FUSE_MUL_ADD4": lambda b, x, y, z, w, dt: b.node("Add", [b.node("Mul", [x, y]), b.node("Mul", [z, w])]),
+    "COND_LEQ_MOV": lambda b, x, y, z, dt: _where(b, b.node("LessOrEqual", [x, y]), z, dt),
+    "COND_LT_MOV": lambda b, x, y, z, dt: _where(b, b.node("Less", [x, y]), z, dt),
+    "CLIP": lambda b, x, y, z, dt: b.node("Min", [b.node("Max", [x, y]), z]),
+}
+
+
+def _atan2(b: Builder, y: str, x: str, dt) -> str:
+    """atan2(y, x) from Atan with quadrant fixes."""
+    base = b.node("Atan", [b.node("Div", [y, x])])
+    pi = _c(b, math.pi, dt)
+    zero = _c(b, 0, dt)
+    x_neg = b.node("Less", [x, zero])
+    y_neg = b.node("Less", [y, zero])
+    shift = b.node("Where", [x_neg, b.node("Where", [y_neg, b.node("Neg", [pi]), pi]), zero])
+    out = b.node("Add", [base, shift])
+    # x == 0: +-pi/2 by the sign of y (0 when y == 0)
+    half = b.node("Mul", [b.node("Sign", [y]), _c(b, math.pi / 2, dt)])
+    return b.node("Where", [b.node("Equal", [x, zero]), half, out])
+
+
+EMITTERS["ATAN2"] = _atan2
+
+
+@lowering("Elemwise")
+def lower_elemwise(b: Builder, op: Op) -> list[str]:
+    """Element-wise math with numpy broadcasting; the mode picks the function (see mge_format.md 5.3)."""
+    name = mode_name(op.params.get("mode", 0))
+    emit = EMITTERS.get(name)
+    if emit is None:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: Elemwise mode {name}")
+    dt = op.inputs[0].dtype.np_dtype
+    try:
+        return [emit(b, *[b.name(v) for v in op.inputs], dt)]
+    except TypeError as exc:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: Elemwise {name} on {dt}: {exc}") from None
+
+
+@lowering("PowC")
+def lower_powc(b: Builder, op: Op) -> list[str]:
+    """x ** exp for a constant exponent; squares and square roots use cheaper nodes."""
+    x = b.inp(op, 0)
+    exp = float(op.params.get("exp", 0.0))
+    dt = op.inputs[0].dtype.np_dtype
+    if exp == 2:
+        return [b.node("Mul", [x, x])]
+    if exp == 0.5:
+        return [b.node("Sqrt", [x])]
+    if exp == -0.5:
+        return [b.node("Reciprocal", [b.node("Sqrt", [x])])]
+    if exp == 1:
+        return [b.node("Identity", [x])]
+    if exp == -1:
+        return [b.node("Reciprocal", [x])]
+    return [b.node("Pow", [x, _c(b, exp, dt)])]
+
+
+@lowering("TypeCvt")
+def lower_typecvt(b: Builder, op: Op) -> list[str]:
+    """Cast to the param dtype; float -> int truncates toward zero, anything -> bool is ``!= 0``."""
+    src, dst = op.inputs[0].dtype, op.params["dtype"]
+    if src.quantized or dst.quantized:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: quantized TypeCvt {src} -> {dst}")
+    return [b.cast(b.inp(op, 0), dst.np_dtype)]
+

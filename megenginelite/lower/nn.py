@@ -1,0 +1,169 @@
+"""Lowerings of the neural-network operators: convolution, pooling, matmul, softmax, normalization, arg-reductions."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UnsupportedOperatorError
+from ..graph.infer import REDUCE_MODES, reduce_plan
+from ..graph.infer_nn import adaptive_pooling_geometry, conv_geometry
+from ..graph.ir import Op
+from .builder import Builder, lowering
+
+NONLINEARITIES = {0: None, 1: "Relu", 2: "Sigmoid", 3: "HardSwish"}
+
+
+def _conv(b: Builder, op: Op, bias: str | None = None) -> str:
+    groups, oc, kernel, pads, strides, dilations = conv_geometry(op)
+    w_var = op.inputs[1]
+    flip = op.params.get("mode", 0) == 1
+    if w_var.is_const:
+        w = w_var.const
+        if groups > 1:
+            w = w.reshape((oc,) + w.shape[2:])
+        if flip:
+            w = w[..., ::-1, ::-1]
+        weight = b.const(np.ascontiguousarray(w), "weight")
+    else:
+        if flip:
+            raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: CONVOLUTION mode on a computed filter")
+        weight = b.inp(op, 1)
+        if groups > 1:
+            weight = b.reshape(weight, (oc, w_var.shape[2]) + tuple(kernel))
+    inputs = [b.inp(op, 0), weight] + ([bias] if bias else [])
+    return b.node("Conv", inputs, group=groups, kernel_shape=kernel, pads=pads * 2, strides=strides,
+                  dilations=dilations)
+
+
+@lowering("Convolution")
+def lower_convolution(b: Builder, op: Op) -> list[str]:
+    """2-D NCHW convolution, dense or grouped; mode CONVOLUTION flips the kernel."""
+    return [_conv(b, op)]
+
+
+@lowering("ConvBias")
+def lower_conv_bias(b: Builder, op: Op) -> list[str]:
+    """act(conv(x, w) + bias [+ z]) with act in {identity, relu, sigmoid, h-swish}."""
+    mode = op.params.get("nonlineMode", 0)
+    if mode not in NONLINEARITIES:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: ConvBias nonlineMode {mode}")
+    if op.output_dtype is not None and op.output_dtype.quantized:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: quantized ConvBias")
+    oc = op.outputs[0].shape[1]
+    bias_var = op.inputs[2] if len(op.inputs) > 2 else None
+    conv_bias = None
+    if bias_var is not None and bias_var.is_const and int(np.prod(bias_var.shape)) == oc:
+        conv_bias = b.const(bias_var.const.reshape(oc), "bias")
+    out = _conv(b, op, conv_bias)
+    if bias_var is not None and conv_bias is None:
+        out = b.node("Add", [out, b.name(bias_var)])
+    if len(op.inputs) > 3:
+        out = b.node("Add", [out, b.inp(op, 3)])
+    act = NONLINEARITIES[mode]
+    return [b.node(act, [out]) if act else out]
+
+
+POOL_MODES = {0: ("MaxPool", {}), 1: ("AveragePool", {"count_include_pad": 1}),
+              2: ("AveragePool", {"count_include_pad": 0})}
+
+
+@lowering("Pooling")
+def lower_pooling(b: Builder, op: Op) -> list[str]:
+    """MAX / AVERAGE (padding counted) / AVERAGE_COUNT_EXCLUDE_PADDING pooling, floor output size."""
+    p = op.params
+    mode = p.get("mode", 0)
+    if mode not in POOL_MODES:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: Pooling mode {mode}")
+    onnx_op, extra = POOL_MODES[mode]
+    x = op.inputs[0].shape
+    kernel, pads, strides = [p["window_h"], p["window_w"]], [p["pad_h"], p["pad_w"]], [p["stride_h"], p["stride_w"]]
+    if kernel == list(x[2:]) and pads == [0, 0]:
+        return [b.node("GlobalMaxPool" if mode == 0 else "GlobalAveragePool", [b.inp(op, 0)])]
+    return [b.node(onnx_op, [b.inp(op, 0)], kernel_shape=kernel, pads=pads * 2, strides=strides, **extra)]
+
+
+@lowering("AdaptivePooling")
+def lower_adaptive_pooling(b: Builder, op: Op) -> list[str]:
+    """Pooling with stride floor(in/out) and window in-(out-1)*stride (MegEngine's rule, not PyTorch's)."""
+    mode = op.params.get("mode", 0)
+    if mode not in POOL_MODES:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: AdaptivePooling mode {mode}")
+    out, windows, strides = adaptive_pooling_geometry(op)
+    if out == [1, 1]:
+        return [b.node("GlobalMaxPool" if mode == 0 else "GlobalAveragePool", [b.inp(op, 0)])]
+    onnx_op, extra = POOL_MODES[mode]
+    return [b.node(onnx_op, [b.inp(op, 0)], kernel_shape=windows, strides=strides, **extra)]
+
+
+def _transposed(b: Builder, op: Op, i: int, flag: bool, perm) -> str:
+    var = op.inputs[i]
+    if not flag:
+        return b.name(var)
+    if var.is_const:
+        return b.const(np.ascontiguousarray(np.transpose(var.const, perm)), "matrix")
+    return b.node("Transpose", [b.name(var)], perm=perm)
+
+
+@lowering("MatrixMul")
+def lower_matrix_mul(b: Builder, op: Op) -> list[str]:
+    """2-D A @ B with optional transposes of A and B."""
+    if op.params.get("format", 0) != 0:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: MatrixMul format {op.params['format']}")
+    ta, tb = op.params.get("transposeA", False), op.params.get("transposeB", False)
+    if np.issubdtype(op.inputs[0].dtype.np_dtype, np.floating):
+        return [b.node("Gemm", [b.inp(op, 0), b.inp(op, 1)], transA=int(ta), transB=int(tb))]
+    return [b.node("MatMul", [_transposed(b, op, 0, ta, [1, 0]), _transposed(b, op, 1, tb, [1, 0])])]
+
+
+@lowering("BatchedMatrixMul")
+def lower_batched_matrix_mul(b: Builder, op: Op) -> list[str]:
+    """3-D batched (B,M,K) @ (B,K,N) with optional transposes of the last two axes."""
+    ta, tb = op.params.get("transposeA", False), op.params.get("transposeB", False)
+    return [b.node("MatMul", [_transposed(b, op, 0, ta, [0, 2, 1]), _transposed(b, op, 1, tb, [0, 2, 1])])]
+
+
+@lowering("Softmax")
+def lower_softmax(b: Builder, op: Op) -> list[str]:
+    """Softmax along one axis."""
+    return [b.node("Softmax", [b.inp(op, 0)], axis=op.params.get("axis", -1))]
+
+
+@lowering("LayerNorm")
+def lower_layer_norm(b: Builder, op: Op) -> list[str]:
+    """Normalize over the last ``normalized_dim`` dims, optional affine; outputs (y, mean, rstd)."""
+    x = op.inputs[0]
+    nd = op.params.get("normalized_dim", 1)
+    norm_shape = x.shape[-nd:]
+    dt = x.dtype.np_dtype
+    if op.params.get("affine", True):
+        scale, bias = b.inp(op, 1), b.inp(op, 2)
+    else:
+        scale, bias = b.const(np.ones(norm_shape, dt), "ones"), b.const(np.zeros(norm_shape, dt), "zeros")
+    y, mean, rstd = b.node("LayerNormalization", [b.name(x), scale, bias], n_out=3, axis=-nd,
+                           epsilon=float(op.params.get("eps", 1e-5)))
+    lead = op.outputs[1].shape
+    return [y, b.reshape(mean, lead), b.reshape(rstd, lead)]
+
+
+REDUCE_ONNX = {0: "ReduceSum", 1: "ReduceSumSquare", 2: "ReduceProd", 3: "ReduceMin", 4: "ReduceMax", 5: "ReduceMean"}
+
+
+@lowering("Reduce")
+def lower_reduce(b: Builder, op: Op) -> list[str]:
+    """SUM / SUM_SQR / PRODUCT / MIN / MAX / MEAN along one axis (kept as size 1) or down to a target shape."""
+    mode = op.params.get("mode", 0)
+    if mode not in REDUCE_MODES:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: Reduce mode {mode}")
+    axes, out_shape = reduce_plan(op)
+    out = b.node(REDUCE_ONNX[mode], [b.inp(op, 0), b.ints(axes, "axes")], keepdims=1)
+    if tuple(out_shape) != tuple(1 if i in axes else d for i, d in enumerate(op.inputs[0].shape)):
+        out = b.reshape(out, out_shape)
+    return [out]
+
+
+@lowering("Argmax", "Argmin")
+def lower_arg_reduce(b: Builder, op: Op) -> list[str]:
+    """Index of the max/min along an axis, kept as size 1, as int32."""
+    onnx_op = "ArgMax" if op.kind == "Argmax" else "ArgMin"
+    idx = b.node(onnx_op, [b.inp(op, 0)], axis=op.params.get("axis", 0), keepdims=1, select_last_index=0)
+    return [b.cast(idx, np.int32)]

@@ -1,0 +1,119 @@
+"""Lowerings of the shape and indexing operators: reshape, broadcast, concat, split, transposes, slicing."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph.infer import norm_axis, subtensor_index
+from ..graph.ir import Op, Var
+from .builder import Builder, lowering
+
+INT64_MIN = -(2**63)
+
+
+@lowering("Reshape", "AxisAddRemove")
+def lower_reshape(b: Builder, op: Op) -> list[str]:
+    """Same data, new (statically known) shape; AxisAddRemove adds or removes size-1 axes."""
+    return [b.reshape(b.inp(op, 0), op.outputs[0].shape)]
+
+
+@lowering("Broadcast")
+def lower_broadcast(b: Builder, op: Op) -> list[str]:
+    """numpy broadcast_to the target shape."""
+    return [b.node("Expand", [b.inp(op, 0), b.ints(op.outputs[0].shape)])]
+
+
+@lowering("Concat")
+def lower_concat(b: Builder, op: Op) -> list[str]:
+    """Concatenate along an axis (which may be negative)."""
+    return [b.node("Concat", [b.name(v) for v in op.inputs], axis=op.params.get("axis", 0))]
+
+
+@lowering("Split")
+def lower_split(b: Builder, op: Op) -> list[str]:
+    """Split along an axis into pieces of the given sizes."""
+    axis = norm_axis(op, op.params.get("axis", 0), len(op.inputs[0].shape))
+    sizes = [v.shape[axis] for v in op.outputs]
+    outs = b.node("Split", [b.inp(op, 0), b.ints(sizes, "split")], n_out=len(sizes), axis=axis)
+    return outs if isinstance(outs, list) else [outs]
+
+
+@lowering("Dimshuffle")
+def lower_dimshuffle(b: Builder, op: Op) -> list[str]:
+    """Permute axes (out axis i = in axis pattern[i]); -1 inserts a size-1 axis, size-1 axes may be dropped."""
+    x = op.inputs[0]
+    kept = [p for p in op.params["pattern"] if p >= 0]
+    perm = kept + [i for i in range(len(x.shape)) if i not in kept]
+    out = b.node("Transpose", [b.inp(op, 0)], perm=perm) if perm != list(range(len(perm))) else b.inp(op, 0)
+    if len(op.outputs[0].shape) != len(x.shape) or out == b.inp(op, 0):
+        out = b.reshape(out, op.outputs[0].shape)
+    return [out]
+
+
+def _slice_bounds(s: slice, dim: int) -> tuple[int, int, int]:
+    start, stop, step = s.indices(dim)
+    if step < 0 and stop < 0:
+        stop = INT64_MIN
+    return start, stop, step
+
+
+def _slices(b: Builder, value: str, shape: tuple[int, ...], index: list) -> str:
+    axes, starts, ends, steps = [], [], [], []
+    for axis, entry in enumerate(index):
+        if isinstance(entry, slice) and entry != slice(None):
+            start, stop, step = _slice_bounds(entry, shape[axis])
+            axes.append(axis), starts.append(start), ends.append(stop), steps.append(step)
+        elif isinstance(entry, int):
+            i = entry + shape[axis] if entry < 0 else entry
+            axes.append(axis), starts.append(i), ends.append(i + 1), steps.append(1)
+    if not axes:
+        return value
+    return b.node("Slice", [value, b.ints(starts, "starts"), b.ints(ends, "ends"), b.ints(axes, "axes"),
+                            b.ints(steps, "steps")])
+
+
+@lowering("Subtensor")
+def lower_subtensor(b: Builder, op: Op) -> list[str]:
+    """Python slicing with constant begin/end/step per axis; an integer index removes its axis."""
+    x = op.inputs[0]
+    index, _ = subtensor_index(op, len(x.shape), op.inputs[1:])
+    out = _slices(b, b.inp(op, 0), x.shape, index)
+    return [b.reshape(out, op.outputs[0].shape)]
+
+
+@lowering("IndexingMultiAxisVec")
+def lower_indexing_multi_axis_vec(b: Builder, op: Op) -> list[str]:
+    """numpy advanced indexing: int vectors on some axes (broadcast together), slices on others."""
+    x = op.inputs[0]
+    index, _ = subtensor_index(op, len(x.shape), op.inputs[1:])
+    sliced_index = [e if isinstance(e, slice) else slice(None) for e in index]
+    value = _slices(b, b.inp(op, 0), x.shape, sliced_index)
+    shape = np.empty(x.shape, np.bool_)[tuple(sliced_index)].shape
+    vec_axes = [a for a, e in enumerate(index) if isinstance(e, Var)]
+    idx_shape = tuple(np.broadcast_shapes(*[index[a].shape for a in vec_axes]))
+
+    def index_value(var: Var, dim: int) -> str:
+        """int64 indices with negative entries wrapped, broadcast to the common index shape."""
+        if var.is_const:
+            arr = np.asarray(var.const, np.int64)
+            return b.const(np.broadcast_to(np.where(arr < 0, arr + dim, arr), idx_shape).copy(), "index")
+        v = b.cast(b.name(var), np.int64)
+        v = b.node("Where", [b.node("Less", [v, b.ints([0])]), b.node("Add", [v, b.ints([dim])]), v])
+        return b.node("Expand", [v, b.ints(idx_shape)])
+
+    if len(vec_axes) == 1:
+        a = vec_axes[0]
+        out = b.node("Gather", [value, index_value(index[a], shape[a])], axis=a)
+        return [b.reshape(out, op.outputs[0].shape)]
+    # Several vector axes: move them to the front, gather with stacked coordinates.
+    rest = [a for a in range(len(shape)) if a not in vec_axes]
+    moved = b.node("Transpose", [value], perm=vec_axes + rest)
+    coords = [b.node("Unsqueeze", [index_value(index[a], shape[a]), b.ints([-1])]) for a in vec_axes]
+    out = b.node("GatherND", [moved, b.node("Concat", coords, axis=-1)])
+    first, k = vec_axes[0], len(idx_shape)
+    if vec_axes == list(range(first, first + len(vec_axes))) and first > 0:
+        # numpy keeps adjacent index axes in place: move the gathered dims back behind the leading slices.
+        n = k + len(rest)
+        perm = list(range(k, k + first)) + list(range(k)) + list(range(k + first, n))
+        out = b.node("Transpose", [out], perm=perm)
+    return [b.reshape(out, op.outputs[0].shape)]

@@ -1,0 +1,146 @@
+"""Execution: a loaded model compiled to ONNX Runtime sessions, one per set of input shapes, run with IOBinding."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+
+from ..errors import DeviceError, InvalidInputError, LiteError
+from ..format import ModelRecord
+from ..format.dtypes import DType
+from ..graph import Graph, build_graph, infer_graph
+from ..lower import to_onnx
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """How ONNX Runtime runs a model: threads, providers, optimization level."""
+
+    threads: int = 1
+    providers: tuple = ("CPUExecutionProvider",)
+    optimization: str = "all"
+    profile_prefix: str | None = None
+
+    def session_options(self) -> ort.SessionOptions:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = max(1, int(self.threads))
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = {
+            "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[self.optimization]
+        so.log_severity_level = 3
+        if self.profile_prefix:
+            so.enable_profiling = True
+            so.profile_file_prefix = self.profile_prefix
+        return so
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, static shape and dtype of a graph input or output."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: DType
+
+
+@dataclass
+class Plan:
+    """The model compiled for one set of input shapes and dtypes."""
+
+    graph: Graph
+    session: ort.InferenceSession
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    onnx_outputs: list[str]
+    compile_seconds: float
+
+    def run(self, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> None:
+        """Run once, reading each input array in place and writing each output array in place (no copies)."""
+        binding = self.session.io_binding()
+        for spec in self.inputs:
+            arr = feeds[spec.name]
+            binding.bind_input(spec.name, "cpu", 0, arr.dtype, list(arr.shape), arr.ctypes.data)
+        for spec, onnx_name in zip(self.outputs, self.onnx_outputs):
+            arr = outputs[spec.name]
+            binding.bind_output(onnx_name, "cpu", 0, arr.dtype, list(arr.shape), arr.ctypes.data)
+        try:
+            self.session.run_with_iobinding(binding)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise LiteError(f"{self.graph.source}: inference failed: {exc}") from exc
+
+
+ShapeKey = tuple[tuple[str, tuple[int, ...], str], ...]
+
+
+class CompiledModel:
+    """A decoded model and the ONNX Runtime plans built for it, cached by input shapes and dtypes."""
+
+    def __init__(self, record: ModelRecord, config: SessionConfig):
+        self.record = record
+        self.config = config
+        self._plans: dict[ShapeKey, Plan] = {}
+        self._lock = threading.Lock()
+        graph = build_graph(record)
+        self.input_specs = [TensorSpec(v.name, tuple(v.shape), v.dtype) for v in graph.inputs]
+        self.output_names = graph.output_names
+        if len(set(self.output_names)) != len(self.output_names):
+            raise LiteError(f"{record.source}: output names are not unique: {self.output_names}")
+        for provider in config.providers:
+            if provider not in ort.get_available_providers():
+                raise DeviceError(f"ONNX Runtime provider {provider} is not available here "
+                                  f"(available: {ort.get_available_providers()})")
+
+    @property
+    def source(self) -> str:
+        return self.record.source
+
+    def input_spec(self, name: str) -> TensorSpec:
+        for spec in self.input_specs:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def plan(self, shapes: dict[str, tuple[int, ...]] | None = None,
+             dtypes: dict[str, np.dtype] | None = None) -> Plan:
+        """The plan for these input shapes/dtypes (the file's own when not given); compiled once, then cached."""
+        shapes = shapes or {}
+        dtypes = dtypes or {}
+        key = tuple((s.name, tuple(shapes.get(s.name, s.shape)), np.dtype(dtypes.get(s.name, s.dtype.np_dtype)).str)
+                    for s in self.input_specs)
+        with self._lock:
+            plan = self._plans.get(key)
+            if plan is None:
+                plan = self._plans[key] = self._compile(key)
+        return plan
+
+    def _compile(self, key: ShapeKey) -> Plan:
+        start = time.perf_counter()
+        graph = build_graph(self.record)
+        input_dtypes = {}
+        for (name, _, dt), spec in zip(key, self.input_specs):
+            if np.dtype(dt) != spec.dtype.np_dtype:
+                raise InvalidInputError(f"{self.source}: input {name!r} expects dtype {spec.dtype.name} "
+                                        f"({spec.dtype.np_dtype}), got {np.dtype(dt)}")
+            input_dtypes[name] = spec.dtype
+        infer_graph(graph, {name: shape for name, shape, _ in key}, input_dtypes)
+        model = to_onnx(graph)
+        try:
+            session = ort.InferenceSession(model.SerializeToString(), self.config.session_options(),
+                                           providers=list(self.config.providers))
+        except Exception as exc:
+            raise LiteError(f"{self.source}: ONNX Runtime rejected the lowered model: {exc}") from exc
+        outputs = [TensorSpec(name, tuple(var.shape), var.dtype) for name, var in graph.outputs]
+        plan = Plan(graph=graph, session=session,
+                    inputs=[TensorSpec(v.name, tuple(v.shape), v.dtype) for v in graph.inputs],
+                    outputs=outputs, onnx_outputs=[o.name for o in model.graph.output],
+                    compile_seconds=time.perf_counter() - start)
+        return plan

@@ -1,0 +1,1154 @@
+#!/usr/bin/env python3
+"""Generate the ``.mge`` test fixtures and their reference outputs.
+
+Run this with a Python that has the *real* MegEngine 1.13.0 (and with it the real ``megenginelite``); from the
+repository root::
+
+    "$(../shared/tools/real-megengine)" tools/make_fixtures.py            # everything
+    "$(../shared/tools/real-megengine)" tools/make_fixtures.py 'op_conv*'  # only fixtures matching a glob
+    "$(../shared/tools/real-megengine)" tools/make_fixtures.py --list      # list fixture names
+
+For every fixture it
+
+1. builds a small model with ``megengine.module`` / ``megengine.functional`` and weights drawn from a seeded
+   ``numpy.random.RandomState`` (MegEngine's own RNG is seeded as well),
+2. traces it with ``megengine.jit.trace(symbolic=True, capture_as_const=True)`` and dumps
+   ``tests/fixtures/<name>.mge``,
+3. loads that file with the real ``megenginelite`` (``LiteNetwork().load``), feeds the reference inputs with
+   ``set_data_by_copy``, runs ``forward()``/``wait()`` and reads the outputs with ``to_numpy()``,
+4. writes ``tests/fixtures/<name>.npz`` (keys ``input:<name>`` and ``output:<name>``) and an entry of
+   ``tests/fixtures/manifest.json``.
+
+Each fixture is generated in its own subprocess (``--worker``), so that a crash of the native library on one
+operator only loses that fixture; fixtures that cannot be produced are listed in ``unavailable.json`` and in the
+README.  The output is deterministic: running the script twice gives byte-identical files.
+
+This script is a development tool: the project's tests only read the committed fixtures and never need MegEngine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import io
+import json
+import math
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import traceback
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+MANIFEST = FIXTURES / "manifest.json"
+UNAVAILABLE = FIXTURES / "unavailable.json"
+README = FIXTURES / "README.md"
+
+DEFAULT_RTOL = 1e-4
+DEFAULT_ATOL = 1e-5
+
+# MegEngine is only needed to generate fixtures; without it ``--list`` and ``--check-only`` still work.
+try:
+    import megengine as mge
+    import megengine.functional as F
+    import megengine.module as M
+    from megengine.jit import trace
+except ImportError:  # pragma: no cover - environment without MegEngine
+    import types
+
+    mge = F = trace = None
+    M = types.SimpleNamespace(Module=object)
+
+
+def _import_megengine():
+    if mge is None:
+        raise SystemExit("generating fixtures needs the real MegEngine 1.13.0: run with "
+                         '"$(../shared/tools/real-megengine)" tools/make_fixtures.py')
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Fixture registry
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class Spec:
+    """What a fixture builder returns.
+
+    fn:            the function to trace; it takes the inputs positionally (in ``inputs`` order).
+    inputs:        list of (name, ndarray); the names become ``arg_names``.
+    output_names:  ``output_names`` for the dump, or None to keep MegEngine's default var names.
+    dump:          extra keyword arguments for ``trace.dump`` (options the fixture is about).
+    file:          reuse an already generated ``.mge`` (relative to tests/fixtures) instead of dumping.
+    expect_ops:    file operator types that must appear in the dump (checked; the fixture fails otherwise).
+    expect_modes:  Elemwise modes that must appear in the dump (checked likewise).
+    """
+
+    def __init__(self, fn=None, inputs=(), output_names=None, dump=None, file=None, rtol=DEFAULT_RTOL,
+                 atol=DEFAULT_ATOL, note="", expect_ops=(), expect_modes=(), extra=None):
+        self.fn = fn
+        self.inputs = list(inputs)
+        self.output_names = output_names
+        self.dump = dict(dump or {})
+        self.file = file
+        self.rtol = rtol
+        self.atol = atol
+        self.note = note
+        self.expect_ops = list(expect_ops)
+        self.expect_modes = list(expect_modes)
+        self.extra = dict(extra or {})
+
+
+REGISTRY: dict[str, dict] = {}
+
+
+def fixture(name, category="op", group=2, depends=None):
+    def deco(builder):
+        assert name not in REGISTRY, name
+        REGISTRY[name] = {"builder": builder, "category": category, "group": group, "depends": depends}
+        return builder
+
+    return deco
+
+
+def register(name, builder, category="op", group=2, depends=None):
+    fixture(name, category, group, depends)(builder)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Helpers used by the builders
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def rng(name, salt=0):
+    """A RandomState seeded from the fixture name (stable across Python runs, unlike hash())."""
+    seed = (sum((i + 1) * b for i, b in enumerate(name.encode())) * 7919 + salt) % (2**31 - 1)
+    return np.random.RandomState(seed)
+
+
+def f32(a):
+    return np.ascontiguousarray(np.asarray(a, dtype=np.float32))
+
+
+def init_params(module, rs, linear_gain=1.0):
+    """Overwrite every parameter of ``module`` with values from ``rs`` (deterministic, independent of MegEngine's
+    initialisers).  Conv / linear weights get a He-style scale so activations keep a sane magnitude."""
+    for _, m in sorted(module.named_modules(), key=lambda kv: kv[0]):
+        if isinstance(m, (M.BatchNorm1d, M.BatchNorm2d)):
+            if m.weight is not None:
+                _set(m.weight, rs.uniform(0.7, 1.3, m.weight.shape))
+                _set(m.bias, rs.normal(0.0, 0.1, m.bias.shape))
+        elif isinstance(m, (M.LayerNorm, M.GroupNorm, M.InstanceNorm)):
+            if getattr(m, "weight", None) is not None:
+                _set(m.weight, rs.uniform(0.8, 1.2, m.weight.shape))
+                _set(m.bias, rs.normal(0.0, 0.05, m.bias.shape))
+        elif isinstance(m, M.Embedding):
+            _set(m.weight, rs.normal(0.0, 1.0, m.weight.shape))
+        elif isinstance(m, (M.Conv2d, M.ConvTranspose2d, M.Linear)):
+            shape = tuple(m.weight.shape)
+            fan_in = int(np.prod(shape[-3:])) if len(shape) >= 4 else int(shape[1])
+            gain = linear_gain if isinstance(m, M.Linear) else math.sqrt(2.0)
+            _set(m.weight, rs.normal(0.0, gain / math.sqrt(fan_in), shape))
+            if getattr(m, "bias", None) is not None:
+                _set(m.bias, rs.normal(0.0, 0.05, m.bias.shape))
+
+
+def _set(param, value):
+    param._reset(mge.tensor(np.asarray(value, dtype=np.float32)))
+
+
+def calibrate_bn(model, batch):
+    """Set every BatchNorm's running statistics to the statistics of the activations it actually sees for
+    ``batch``: one forward pass in train mode with momentum 0 replaces the running stats with the batch stats, and
+    since all BN layers are updated in the same pass, eval mode then reproduces the train-mode activations."""
+    bns = [m for _, m in model.named_modules() if isinstance(m, (M.BatchNorm1d, M.BatchNorm2d))]
+    saved = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.momentum = 0.0
+    model.train()
+    model(mge.tensor(batch))
+    for bn, mom in zip(bns, saved):
+        bn.momentum = mom
+    model.eval()
+
+
+def module_spec(model, inputs, **kw):
+    """Spec for an nn.Module in eval mode."""
+    model.eval()
+
+    def fn(*args):
+        return model(*args)
+
+    return Spec(fn, inputs, **kw)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Group 1: models
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _conv_bn(cin, cout, k, stride=1, groups=1, act=True):
+    layers = [M.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), M.BatchNorm2d(cout)]
+    if act:
+        layers.append(M.ReLU())
+    return M.Sequential(*layers)
+
+
+class ShuffleUnit(M.Module):
+    """ShuffleNetV2 unit.  stride 1: split channels in two halves (via channel shuffle), transform one.
+    stride 2: transform the whole input in two branches and concatenate (channels double)."""
+
+    def __init__(self, cin, cout, mid, stride):
+        super().__init__()
+        self.stride = stride
+        out_main = cout - cin
+        self.main = M.Sequential(
+            _conv_bn(cin, mid, 1),
+            _conv_bn(mid, mid, 3, stride, groups=mid, act=False),
+            _conv_bn(mid, out_main, 1),
+        )
+        if stride == 2:
+            self.proj = M.Sequential(
+                _conv_bn(cin, cin, 3, stride, groups=cin, act=False),
+                _conv_bn(cin, cin, 1),
+            )
+
+    @staticmethod
+    def split_shuffle(x):
+        n, c, h, w = x.shape
+        x = x.reshape(n, c // 2, 2, h * w)
+        x = x.transpose(2, 0, 1, 3)
+        x = x.reshape(2, n, c // 2, h, w)
+        return x[0], x[1]
+
+    def forward(self, x):
+        if self.stride == 1:
+            keep, work = self.split_shuffle(x)
+            return F.concat([keep, self.main(work)], 1)
+        return F.concat([self.proj(x), self.main(x)], 1)
+
+
+class ShuffleNetV2(M.Module):
+    def __init__(self, stages=(4, 8, 4), channels=(24, 116, 232, 464, 1024), num_classes=1000, pool=7,
+                 softmax=True):
+        super().__init__()
+        self.stem = _conv_bn(3, channels[0], 3, 2)
+        self.maxpool = M.MaxPool2d(3, 2, 1)
+        units = []
+        cin = channels[0]
+        for repeat, cout in zip(stages, channels[1:4]):
+            for i in range(repeat):
+                if i == 0:
+                    units.append(ShuffleUnit(cin, cout, cout // 2, 2))
+                else:
+                    units.append(ShuffleUnit(cout // 2, cout, cout // 2, 1))
+            cin = cout
+        self.features = M.Sequential(*units)
+        self.last = _conv_bn(cin, channels[4], 1)
+        self.pool = M.AvgPool2d(pool)
+        self.fc = M.Linear(channels[4], num_classes, bias=False)
+        self.nfeat = channels[4]
+        self.softmax = softmax
+
+    def forward(self, x):
+        x = self.maxpool(self.stem(x))
+        x = self.last(self.features(x))
+        x = self.pool(x)
+        x = x.reshape(-1, self.nfeat)
+        x = self.fc(x)
+        return F.softmax(x) if self.softmax else x
+
+
+def _shufflenet_full():
+    rs = np.random.RandomState(20240601)
+    model = ShuffleNetV2()
+    # Linear gain 6: logits std ~ a few units, so the softmax is peaked and clearly depends on the input.
+    init_params(model, rs, linear_gain=6.0)
+    calibrate_bn(model, rs.uniform(0, 1, (8, 3, 224, 224)).astype("float32"))
+    return model
+
+
+SHUFFLENET_NOTE = ("Full-size ShuffleNetV2 1.0x with seeded random weights, BN calibrated on uniform(0,1) data; "
+                   "reference input RandomState(0).uniform(0,1,(1,3,224,224)). Output keeps MegEngine's default "
+                   "var name.")
+
+
+@fixture("shufflenet_v2", "model", group=1)
+def _():
+    model = _shufflenet_full()
+    data = np.random.RandomState(0).uniform(0, 1, (1, 3, 224, 224)).astype("float32")
+    return module_spec(model, [("data", data)], note=SHUFFLENET_NOTE, extra={"seed_print": True},
+                       expect_ops=["Convolution", "PoolingV1", "MatrixMulV2", "Softmax", "Dimshuffle"])
+
+
+@fixture("shufflenet_v2_b4", "model", group=1, depends="shufflenet_v2")
+def _():
+    data = np.random.RandomState(1).uniform(0, 1, (4, 3, 224, 224)).astype("float32")
+    return Spec(None, [("data", data)], file="shufflenet_v2.mge",
+                note="Same file as shufflenet_v2, fed a batch-4 input (RandomState(1).uniform(0,1,(4,3,224,224))) "
+                     "by set_data_by_copy, which makes the real library re-plan for the new shape.")
+
+
+class BasicBlock(M.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = M.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = M.BatchNorm2d(cout)
+        self.conv2 = M.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = M.BatchNorm2d(cout)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = M.Sequential(M.Conv2d(cin, cout, 1, stride, bias=False), M.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        idn = x if self.down is None else self.down(x)
+        return F.relu(y + idn)
+
+
+class ResNet18Small(M.Module):
+    def __init__(self, widths=(8, 16, 24, 32), num_classes=10):
+        super().__init__()
+        self.conv1 = M.Conv2d(3, widths[0], 7, 2, 3, bias=False)
+        self.bn1 = M.BatchNorm2d(widths[0])
+        self.maxpool = M.MaxPool2d(3, 2, 1)
+        blocks = []
+        cin = widths[0]
+        for i, w in enumerate(widths):
+            blocks.append(BasicBlock(cin, w, 1 if i == 0 else 2))
+            blocks.append(BasicBlock(w, w, 1))
+            cin = w
+        self.layers = M.Sequential(*blocks)
+        self.avgpool = M.AdaptiveAvgPool2d((1, 1))
+        self.fc = M.Linear(widths[-1], num_classes)
+
+    def forward(self, x):
+        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        x = self.layers(x)
+        x = F.flatten(self.avgpool(x), 1)
+        return self.fc(x)
+
+
+@fixture("resnet18_small", "model", group=1)
+def _():
+    rs = rng("resnet18_small")
+    model = ResNet18Small()
+    init_params(model, rs, linear_gain=2.0)
+    calibrate_bn(model, rs.uniform(0, 1, (8, 3, 64, 64)).astype("float32"))
+    data = rs.uniform(0, 1, (1, 3, 64, 64)).astype("float32")
+    return module_spec(model, [("data", data)], output_names=["logits"],
+                       note="ResNet-18 topology (7x7/2 stem, maxpool, 4 stages of 2 basic blocks, adaptive avg pool, flatten, "
+                            "linear) with widths 8/16/24/32 (to keep the file small), BN calibrated, 10 classes.",
+                       expect_ops=["Convolution", "PoolingV1", "AdaptivePoolingV1", "MatrixMulV2"])
+
+
+class SqueezeExcite(M.Module):
+    def __init__(self, c, r=4, gate="hsigmoid"):
+        super().__init__()
+        self.fc1 = M.Conv2d(c, max(c // r, 4), 1)
+        self.fc2 = M.Conv2d(max(c // r, 4), c, 1)
+        self.gate = gate
+
+    def forward(self, x):
+        s = x.mean(axis=3, keepdims=True).mean(axis=2, keepdims=True)
+        s = self.fc2(F.relu(self.fc1(s)))
+        s = F.hsigmoid(s) if self.gate == "hsigmoid" else F.sigmoid(s)
+        return x * s
+
+
+class InvertedResidual(M.Module):
+    def __init__(self, cin, cout, expand, stride, act, se):
+        super().__init__()
+        mid = cin * expand
+        self.use_res = stride == 1 and cin == cout
+        self.expand = None
+        if expand != 1:
+            self.expand = M.Sequential(M.Conv2d(cin, mid, 1, bias=False), M.BatchNorm2d(mid))
+        self.dw = M.Sequential(M.Conv2d(mid, mid, 3, stride, 1, groups=mid, bias=False), M.BatchNorm2d(mid))
+        self.se = SqueezeExcite(mid, gate=se) if se else None
+        self.project = M.Sequential(M.Conv2d(mid, cout, 1, bias=False), M.BatchNorm2d(cout))
+        self.act = F.relu6 if act == "relu6" else F.hswish
+
+    def forward(self, x):
+        y = x
+        if self.expand is not None:
+            y = self.act(self.expand(y))
+        y = self.act(self.dw(y))
+        if self.se is not None:
+            y = self.se(y)
+        y = self.project(y)
+        return x + y if self.use_res else y
+
+
+class MobileNetV2Small(M.Module):
+    # (expand, out channels, repeats, stride, activation, squeeze-excite gate)
+    CFG = [
+        (1, 8, 1, 1, "relu6", None),
+        (3, 16, 2, 2, "relu6", None),
+        (3, 24, 2, 2, "hswish", "hsigmoid"),
+        (3, 32, 2, 2, "hswish", "sigmoid"),
+    ]
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.stem = M.Sequential(M.Conv2d(3, 8, 3, 2, 1, bias=False), M.BatchNorm2d(8))
+        blocks = []
+        cin = 8
+        for t, c, n, s, act, se in self.CFG:
+            for i in range(n):
+                blocks.append(InvertedResidual(cin, c, t, s if i == 0 else 1, act, se))
+                cin = c
+        self.blocks = M.Sequential(*blocks)
+        self.head = M.Sequential(M.Conv2d(cin, 64, 1, bias=False), M.BatchNorm2d(64))
+        self.fc = M.Linear(64, num_classes)
+
+    def forward(self, x):
+        x = F.relu6(self.stem(x))
+        x = self.blocks(x)
+        x = F.hswish(self.head(x))
+        x = F.mean(x, axis=[2, 3])
+        return F.softmax(self.fc(x), axis=1)
+
+
+@fixture("mobilenetv2_small", "model", group=1)
+def _():
+    rs = rng("mobilenetv2_small")
+    model = MobileNetV2Small()
+    init_params(model, rs, linear_gain=4.0)
+    calibrate_bn(model, rs.uniform(0, 1, (8, 3, 64, 64)).astype("float32"))
+    data = rs.uniform(0, 1, (1, 3, 64, 64)).astype("float32")
+    return module_spec(model, [("data", data)], output_names=["prob"],
+                       note="MobileNetV2-like: ReLU6, depthwise convs, H-swish, SE blocks with hsigmoid and "
+                            "sigmoid gates, softmax head; BN calibrated.",
+                       expect_ops=["Convolution", "Softmax"])
+
+
+class TransformerBlock(M.Module):
+    def __init__(self, dim=32, heads=4, hidden=64):
+        super().__init__()
+        self.heads = heads
+        self.ln1 = M.LayerNorm(dim)
+        self.qkv = M.Linear(dim, 3 * dim)
+        self.proj = M.Linear(dim, dim)
+        self.ln2 = M.LayerNorm(dim)
+        self.fc1 = M.Linear(dim, hidden)
+        self.fc2 = M.Linear(hidden, dim)
+        self.drop = M.Dropout(0.1)
+
+    def forward(self, x):
+        b, t, c = x.shape
+        h = self.heads
+        qkv = self.qkv(self.ln1(x)).reshape(b, t, 3, h, c // h).transpose(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        scale = q.shape[-1] ** -0.5
+        att = F.softmax(F.matmul(q, k.transpose(0, 1, 3, 2)) * scale, axis=-1)
+        att = self.drop(att)
+        y = F.matmul(att, v).transpose(0, 2, 1, 3).reshape(b, t, c)
+        x = x + self.proj(y)
+        x = x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
+        return x
+
+
+@fixture("transformer_block", "model", group=1)
+def _():
+    rs = rng("transformer_block")
+    model = TransformerBlock()
+    init_params(model, rs, linear_gain=1.5)
+    data = rs.normal(0, 1, (2, 16, 32)).astype("float32")
+    return module_spec(model, [("data", data)], output_names=["out"],
+                       note="One pre-LN transformer encoder block, 4 heads of 8, GELU MLP, dropout (eval).",
+                       expect_ops=["LayerNorm", "BatchedMatrixMulV2", "Softmax", "MatrixMulV2"])
+
+
+@fixture("two_in_two_out", "model", group=1)
+def _():
+    rs = rng("two_in_two_out")
+    w = f32(rs.normal(0, 0.5, (8, 8)))
+
+    def fn(a, b):
+        wt = mge.tensor(w)
+        s = F.matmul(a, wt) + b * F.sigmoid(a)
+        p = F.tanh(a * b) - F.exp(-F.abs(b)) * a
+        return s, p
+
+    return Spec(fn, [("a", f32(rs.normal(0, 1, (1, 8)))), ("b", f32(rs.normal(0, 1, (1, 8))))],
+                output_names=["sum_out", "prod_out"], note="Two named inputs, two named outputs.")
+
+
+@fixture("int32_input", "model", group=1)
+def _():
+    rs = rng("int32_input")
+    emb = M.Embedding(10, 4)
+    init_params(emb, rs)
+
+    def fn(idx):
+        e = emb(idx)                                   # (1,6,4) gather from the table
+        g = e.sum(axis=2)                              # (1,6)
+        s = (idx * 3 + 1).astype("float32") * 0.5      # int arithmetic then cast
+        return g + s
+
+    idx = rs.randint(0, 10, (1, 6)).astype("int32")
+    return Spec(fn, [("idx", idx)], output_names=["out"],
+                note="int32 input used as embedding indices (IndexingMultiAxisVec) and in int arithmetic cast to "
+                     "float.", expect_ops=["IndexingMultiAxisVec", "TypeCvtV2"])
+
+
+@fixture("uint8_input", "model", group=1)
+def _():
+    rs = rng("uint8_input")
+    conv = M.Conv2d(3, 8, 3, 1, 1)
+    init_params(conv, rs)
+
+    def fn(img):
+        x = (img.astype("float32") - 127.5) / 58.0
+        return F.relu(conv(x))
+
+    img = rs.randint(0, 256, (1, 3, 32, 32)).astype("uint8")
+    return Spec(fn, [("data", img)], output_names=["out"],
+                note="uint8 image converted to float and normalised, then conv + relu.",
+                expect_ops=["TypeCvtV2", "Convolution"])
+
+
+@fixture("shufflenet_v2_fused", "model", group=1)
+def _():
+    rs = rng("shufflenet_v2_fused")
+    model = ShuffleNetV2(stages=(2, 3, 2), channels=(16, 32, 64, 128, 128), num_classes=10, pool=3, softmax=True)
+    init_params(model, rs, linear_gain=4.0)
+    calibrate_bn(model, rs.uniform(0, 1, (8, 3, 96, 96)).astype("float32"))
+    data = rs.uniform(0, 1, (1, 3, 96, 96)).astype("float32")
+    return module_spec(model, [("data", data)], dump={"enable_fuse_conv_bias_nonlinearity": True},
+                       note="Reduced-width ShuffleNetV2 (stages 2/3/2, channels 16/32/64/128/128, input 96x96) "
+                            "dumped with enable_fuse_conv_bias_nonlinearity=True.",
+                       expect_ops=["ConvBiasForward"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Group 2: one operator (or mode) per fixture
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def op(name, fn, inputs, out="auto", expect_ops=(), expect_modes=(), **kw):
+    """Register an operator fixture.  ``inputs(rs)`` returns [(name, array)]; ``out`` are the output names
+    ("auto": ``out`` / ``out0``, ``out1``...; None: MegEngine's default var names)."""
+
+    def builder():
+        rs = rng(name)
+        return Spec(fn, inputs(rs), output_names=out, expect_ops=expect_ops, expect_modes=expect_modes, **kw)
+
+    register(name, builder)
+
+
+def raw_elemwise(mode, *xs):
+    from megengine.core._imperative_rt.core2 import apply
+    from megengine.core.ops import builtin
+
+    return apply(builtin.Elemwise(mode=mode), *xs)[0]
+
+
+EW_SHAPE = (4, 6)
+
+
+def _normal(scale=1.0, shape=EW_SHAPE):
+    return lambda rs: f32(rs.normal(0, scale, shape))
+
+
+def _uniform(lo, hi, shape=EW_SHAPE):
+    return lambda rs: f32(rs.uniform(lo, hi, shape))
+
+
+def _nonzero(lo=0.5, hi=2.0, shape=EW_SHAPE):
+    return lambda rs: f32(rs.uniform(lo, hi, shape) * rs.choice([-1.0, 1.0], shape))
+
+
+def _intlike(lo=-2, hi=3, shape=EW_SHAPE):
+    return lambda rs: f32(rs.randint(lo, hi, shape))
+
+
+def _with_zeros(scale=2.0, shape=EW_SHAPE):
+    def gen(rs):
+        a = rs.normal(0, scale, shape)
+        a[rs.uniform(0, 1, shape) < 0.25] = 0.0
+        return f32(a)
+
+    return gen
+
+
+def _halves(rs):
+    a = rs.normal(0, 3, EW_SHAPE)
+    a.flat[:10] = [-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5, -3.5, 0.0, 4.5]
+    return f32(a)
+
+
+def _nan_inf(rs):
+    a = rs.normal(0, 1, EW_SHAPE)
+    a.flat[[1, 5, 9]] = np.nan
+    a.flat[[2, 7]] = np.inf
+    a.flat[[11]] = -np.inf
+    return f32(a)
+
+
+N, U = _normal, _uniform
+# mode -> input generators (arity = len); domains chosen inside each function's domain
+ELEMWISE_FLOAT = {
+    # unary
+    "RELU": [N(2)], "ABS": [N(2)], "ACOS": [U(-0.99, 0.99)], "ASIN": [U(-0.99, 0.99)], "CEIL": [N(3)],
+    "COS": [N(3)], "EXP": [N(1.5)], "EXPM1": [N(1)], "FLOOR": [N(3)], "LOG": [U(0.05, 5)],
+    "LOG1P": [U(-0.9, 5)], "NEGATE": [N(2)], "SIGMOID": [N(3)], "SIN": [N(3)], "TANH": [N(2)],
+    "FAST_TANH": [U(-3, 3)], "ROUND": [_halves], "ERF": [N(1.5)], "ERFINV": [U(-0.95, 0.95)],
+    "ERFC": [N(1.5)], "ERFCINV": [U(0.05, 1.95)], "H_SWISH": [N(4)], "SILU": [N(3)], "GELU": [N(3)],
+    "SINH": [U(-3, 3)], "COSH": [U(-3, 3)], "ASINH": [N(3)], "ACOSH": [U(1.05, 6)], "ATANH": [U(-0.9, 0.9)],
+    "TAN": [U(-1.3, 1.3)], "SOFTPLUS": [N(4)], "RELU6": [N(5)], "HSIGMOID": [N(4)], "LOGSIGMOID": [N(4)],
+    "SQRT": [U(0.01, 6)], "SQUARE": [N(2)], "SIGN": [_with_zeros()],
+    # binary
+    "ABS_GRAD": [_with_zeros(), N()], "ADD": [N(), N()], "FLOOR_DIV": [N(4), _nonzero()], "MAX": [N(), N()],
+    "MIN": [N(), N()], "MOD": [N(5), _nonzero()], "MUL": [N(), N()], "POW": [U(0.1, 3), N(1.5)],
+    "SIGMOID_GRAD": [U(0, 1), N()], "SUB": [N(), N()], "SWITCH_GT0": [_with_zeros(), N()],
+    "TANH_GRAD": [U(-1, 1), N()], "TRUE_DIV": [N(2), _nonzero()], "LOG_SUM_EXP": [N(3), N(3)],
+    "LT": [_intlike(), _intlike()], "LEQ": [_intlike(), _intlike()], "EQ": [_intlike(), _intlike()],
+    "NEQ": [_intlike(), _intlike()], "FUSE_ADD_RELU": [N(), N()], "FUSE_ADD_SIGMOID": [N(2), N(2)],
+    "FUSE_ADD_TANH": [N(), N()], "FAST_TANH_GRAD": [U(-3, 3), N()], "ATAN2": [N(), N()],
+    "H_SWISH_GRAD": [N(4), N()], "FUSE_ADD_H_SWISH": [N(3), N(2)], "SILU_GRAD": [N(3), N()],
+    "GELU_GRAD": [N(3), N()], "ASINH_GRAD": [N(2), N()], "ACOSH_GRAD": [U(1.1, 4), N()],
+    "ATANH_GRAD": [U(-0.9, 0.9), N()], "PRELU": [N(2), U(0.05, 0.5)], "SOFTPLUS_GRAD": [N(3), N()],
+    "RELU6_GRAD": [N(5), N()], "HSIGMOID_GRAD": [N(4), N()],
+    # ternary / 4-ary
+    "COND_LEQ_MOV": [_intlike(), _intlike(), N()], "COND_LT_MOV": [_intlike(), _intlike(), N()],
+    "FUSE_MUL_ADD3": [N(), N(), N()], "FUSE_MUL_ADD4": [N(), N(), N(), N()],
+    "CLIP": [N(2), U(-1.0, -0.2), U(0.2, 1.0)], "PRELU_GRAD": [N(2), N(), U(0.05, 0.5)],
+}
+# modes that PassConvertToCompatible rewrites at dump time unless no_change_graph=True
+COMPAT_REWRITTEN = ["SQRT", "SQUARE", "TAN", "SINH", "COSH", "ASINH", "ACOSH", "ATANH", "CLIP", "SIGN",
+                    "HSIGMOID", "RELU6", "PRELU", "SOFTPLUS", "LOGSIGMOID"]
+# Elemwise modes whose result is bool (cast to int32 for the output, Lite cannot return bool)
+BOOL_RESULT = {"ISNAN", "ISINF"}
+ELEMWISE_TOL = {
+    # modes where an independent float32 implementation legitimately differs more than 1e-4 relative
+    "ERFINV": (1e-3, 1e-5, "erfinv of float32 near +-0.95 is ill-conditioned"),
+    "ERFCINV": (1e-3, 1e-5, "erfcinv of float32 near 0.05/1.95 is ill-conditioned"),
+    "TAN": (1e-3, 1e-5, "tan near +-1.3 amplifies float32 rounding"),
+}
+
+
+def _register_elemwise():
+    for mode, gens in ELEMWISE_FLOAT.items():
+        arity = len(gens)
+        names = ["x", "y", "z", "w"][:arity]
+        rtol, atol, tnote = ELEMWISE_TOL.get(mode, (DEFAULT_RTOL, DEFAULT_ATOL, ""))
+
+        def inputs(rs, gens=gens, names=names):
+            return [(n, g(rs)) for n, g in zip(names, gens)]
+
+        def fn(*xs, mode=mode):
+            return raw_elemwise(mode, *xs)
+
+        note = f"Elemwise {mode} on float32 ({arity} input{'s' if arity > 1 else ''})."
+        if tnote:
+            note += f" Tolerance: {tnote}."
+        if mode in COMPAT_REWRITTEN:
+            op(f"op_elemwise_{mode.lower()}", fn, inputs, rtol=rtol, atol=atol,
+               note=note + " Default dump: the compatibility pass rewrites this mode into other Elemwise modes.")
+            op(f"op_elemwise_{mode.lower()}_raw", fn, inputs, rtol=rtol, atol=atol, expect_modes=[mode],
+               dump={"no_change_graph": True}, note=note + " Dumped with no_change_graph=True: the raw mode.")
+        else:
+            op(f"op_elemwise_{mode.lower()}", fn, inputs, rtol=rtol, atol=atol, expect_modes=[mode], note=note)
+
+    for mode in ("ISNAN", "ISINF"):
+        op(f"op_elemwise_{mode.lower()}", lambda x, mode=mode: raw_elemwise(mode, x).astype("int32"),
+           lambda rs: [("x", _nan_inf(rs))], expect_modes=[mode],
+           note=f"Elemwise {mode} on float32 with nan/+inf/-inf inputs, bool result cast to int32.")
+
+    # bool logic: bools are made inside the graph (Lite has no bool IO), results cast to int32
+    def logic_inputs(rs):
+        return [("x", f32(rs.normal(0, 1, EW_SHAPE))), ("y", f32(rs.normal(0, 1, EW_SHAPE)))]
+
+    op("op_elemwise_not", lambda x, y: F.logical_not(x > 0).astype("int32"), logic_inputs,
+       expect_modes=["NOT"], note="Elemwise NOT on bool (made by x > 0), cast to int32.")
+    for mode, f in (("AND", F.logical_and), ("OR", F.logical_or), ("XOR", F.logical_xor)):
+        op(f"op_elemwise_{mode.lower()}", lambda x, y, f=f: f(x > 0, y > 0).astype("int32"), logic_inputs,
+           expect_modes=[mode], note=f"Elemwise {mode} on bool (made by comparisons), cast to int32.")
+
+    # int32 elemwise
+    def ints(lo, hi, lo2=None, hi2=None, nonzero=False, shape=EW_SHAPE):
+        def gen(rs):
+            a = rs.randint(lo, hi, shape).astype("int32")
+            b = rs.randint(lo if lo2 is None else lo2, hi if hi2 is None else hi2, shape).astype("int32")
+            if nonzero:
+                b[b == 0] = 3
+            return [("x", a), ("y", b)]
+
+        return gen
+
+    INT_MODES = {
+        "ADD": ints(-50, 50), "SUB": ints(-50, 50), "MUL": ints(-50, 50), "MAX": ints(-50, 50),
+        "MIN": ints(-50, 50), "FLOOR_DIV": ints(-20, 20, -5, 6, nonzero=True),
+        "MOD": ints(-20, 20, -5, 6, nonzero=True), "SHL": ints(-100, 100, 0, 8), "SHR": ints(-1000, 1000, 0, 8),
+        "RMULH": ints(-2**31, 2**31 - 1),
+    }
+    for mode, gen in INT_MODES.items():
+        op(f"op_elemwise_int32_{mode.lower()}", lambda x, y, mode=mode: raw_elemwise(mode, x, y), gen,
+           expect_modes=[mode], note=f"Elemwise {mode} on int32 (negative values included).")
+    for mode in ("ABS", "NEGATE", "RELU"):
+        op(f"op_elemwise_int32_{mode.lower()}", lambda x, mode=mode: raw_elemwise(mode, x),
+           lambda rs: [("x", rs.randint(-50, 50, EW_SHAPE).astype("int32"))], expect_modes=[mode],
+           note=f"Elemwise {mode} on int32.")
+
+    # broadcasting
+    op("op_elemwise_add_broadcast", lambda x, y: x + y,
+       lambda rs: [("x", f32(rs.normal(0, 1, (2, 3, 4)))), ("y", f32(rs.normal(0, 1, (3, 1))))],
+       expect_modes=["ADD"], note="ADD with numpy broadcasting (2,3,4) + (3,1).")
+    op("op_elemwise_mul_broadcast4d", lambda x, y: x * y,
+       lambda rs: [("x", f32(rs.normal(0, 1, (2, 3, 4, 5)))), ("y", f32(rs.normal(0, 1, (1, 3, 1, 1))))],
+       expect_modes=["MUL"], note="MUL with a per-channel (1,3,1,1) operand.")
+
+
+_register_elemwise()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading the dumped file (own minimal FlatBuffers reader; enough for operator types and output names)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class _FB:
+    def __init__(self, buf):
+        self.b = buf
+
+    def u32(self, p):
+        return struct.unpack_from("<I", self.b, p)[0]
+
+    def field(self, table, slot):
+        vt = table - struct.unpack_from("<i", self.b, table)[0]
+        vlen = struct.unpack_from("<H", self.b, vt)[0]
+        if 4 + 2 * slot >= vlen:
+            return None
+        off = struct.unpack_from("<H", self.b, vt + 4 + 2 * slot)[0]
+        return table + off if off else None
+
+    def deref(self, p):
+        return p + self.u32(p)
+
+    def vector(self, table, slot):
+        p = self.field(table, slot)
+        if p is None:
+            return []
+        v = self.deref(p)
+        return [v + 4 + 4 * i for i in range(self.u32(v))]
+
+    def string(self, table, slot):
+        p = self.field(table, slot)
+        if p is None:
+            return None
+        s = self.deref(p)
+        return self.b[s + 4:s + 4 + self.u32(s)].decode()
+
+
+def read_mge(path):
+    """Returns (operator types in file order, output var names) of an FBS_V2 file."""
+    data = Path(path).read_bytes()
+    if data[8:12] != b"mgv2":
+        raise ValueError(f"{path}: not an FBS_V2 (mgv2) file")
+    fb = _FB(data[4:])
+    root = fb.deref(0)
+    types = [fb.string(fb.deref(e), 0) for e in fb.vector(root, 2)]
+    tensors = [fb.deref(e) for e in fb.vector(root, 3)]
+    outs = []
+    for e in fb.vector(root, 4):
+        ov = fb.deref(e)
+        p = fb.field(ov, 0)
+        cid = fb.u32(p) if p is not None else 0
+        outs.append(fb.string(tensors[cid], 0) if tensors else None)
+    return types, outs
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Deterministic .npz writer (numpy.savez stamps the current time into the zip)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def save_npz(path, arrays):
+    tmp = Path(str(path) + ".tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+        for key, arr in arrays.items():
+            bio = io.BytesIO()
+            np.lib.format.write_array(bio, np.ascontiguousarray(arr), allow_pickle=False)
+            info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, bio.getvalue())
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Worker: generate one fixture
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def run_real_lite(path, inputs):
+    import megenginelite as lite
+
+    net = lite.LiteNetwork()
+    net.load(str(path))
+    in_names = list(net.get_all_input_name())
+    out_names = list(net.get_all_output_name())
+    feed = dict(inputs)
+    if sorted(in_names) != sorted(feed):
+        raise RuntimeError(f"real megenginelite reports inputs {in_names}, fixture has {sorted(feed)}")
+    for n in in_names:
+        net.get_io_tensor(n).set_data_by_copy(np.ascontiguousarray(feed[n]))
+    net.forward()
+    net.wait()
+    outs = [(n, net.get_io_tensor(n).to_numpy()) for n in out_names]
+    return in_names, outs
+
+
+def netload_info(path):
+    from megengine.utils.network import Network
+
+    net = Network.load(str(path))
+    modes = set()
+    for o in net.all_oprs:
+        if type(o).__name__ == "Elemwise":
+            modes.add(str(o.params.get("mode")))
+    return len(net.all_oprs), sorted(modes)
+
+
+def worker(name, out_json):
+    _import_megengine()
+    info = REGISTRY[name]
+    np.random.seed(0)
+    mge.random.seed(0)
+    spec = info["builder"]()
+    entry = {"name": name, "category": info["category"]}
+    if spec.file is None:
+        mge_path = FIXTURES / f"{name}.mge"
+        tensors = [mge.tensor(a, dtype=a.dtype) for _, a in spec.inputs]
+        traced = trace(spec.fn, symbolic=True, capture_as_const=True)
+        ref = traced(*tensors)
+        ref = list(ref) if isinstance(ref, (list, tuple)) else [ref]
+        ref = [r.numpy() for r in ref]
+        tmp = FIXTURES / f".{name}.mge.tmp"
+        kw = dict(spec.dump)
+        if spec.output_names == "auto":
+            kw["output_names"] = ["out"] if len(ref) == 1 else [f"out{i}" for i in range(len(ref))]
+        elif spec.output_names is not None:
+            kw["output_names"] = list(spec.output_names)
+        traced.dump(str(tmp), arg_names=[n for n, _ in spec.inputs], **kw)
+        os.replace(tmp, mge_path)
+    else:
+        mge_path = FIXTURES / spec.file
+        ref = None
+    types, file_outs = read_mge(mge_path)
+    n_netload, modes = netload_info(mge_path)
+    if n_netload != len(types):
+        raise RuntimeError(f"decoded {len(types)} operators but Network.load lists {n_netload}")
+    missing = [t for t in spec.expect_ops if t not in types] + [m for m in spec.expect_modes if m not in modes]
+    if missing:
+        raise RuntimeError(f"the dump does not contain {missing}; it has ops {sorted(set(types))} "
+                           f"and Elemwise modes {modes}")
+
+    in_names, outs = run_real_lite(mge_path, spec.inputs)
+    out_names = [n for n, _ in outs]
+    if out_names != file_outs:
+        raise RuntimeError(f"lite output names {out_names} != file output names {file_outs}")
+    feed = dict(spec.inputs)
+    arrays = {}
+    for n in in_names:
+        arrays[f"input:{n}"] = feed[n]
+    for n, a in outs:
+        arrays[f"output:{n}"] = a
+    save_npz(FIXTURES / f"{name}.npz", arrays)
+
+    entry.update({
+        "file": mge_path.name,
+        "inputs": in_names,
+        "outputs": out_names,
+        "input_shapes": [list(feed[n].shape) for n in in_names],
+        "input_dtypes": [str(feed[n].dtype) for n in in_names],
+        "output_shapes": [list(a.shape) for _, a in outs],
+        "output_dtypes": [str(a.dtype) for _, a in outs],
+        "ops": sorted(set(types)),
+        "elemwise_modes": modes,
+        "dump_options": {k: v for k, v in spec.dump.items()},
+        "rtol": spec.rtol,
+        "atol": spec.atol,
+        "note": spec.note,
+    })
+    if ref is not None and len(ref) == len(outs):
+        diffs = []
+        for r, (_, a) in zip(ref, outs):
+            if r.size == a.size and a.dtype.kind in "fiub":
+                diffs.append(float(np.max(np.abs(r.reshape(a.shape).astype(np.float64) - a.astype(np.float64))))
+                             if a.size else 0.0)
+            else:
+                diffs.append(None)
+        entry["megengine_vs_lite_max_abs_diff"] = diffs
+    if spec.extra.get("seed_print"):
+        out = outs[0][1]
+        entry["seed_print"] = "shufflenet output max={}, sum={}".format(out.max(), out.sum())
+    Path(out_json).write_text(json.dumps(entry))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def select(patterns):
+    names = list(REGISTRY)
+    if not patterns:
+        return names
+    chosen = {n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)}
+    unknown = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in names)]
+    if unknown:
+        raise SystemExit(f"no fixture matches {unknown}; see --list")
+    # a fixture that reuses another's file needs that one (and vice versa, its reference must follow the file)
+    for n in names:
+        dep = REGISTRY[n]["depends"]
+        if dep and (n in chosen or dep in chosen):
+            chosen.update({n, dep})
+    return [n for n in names if n in chosen]
+
+
+def run_one(name, timeout):
+    with tempfile.TemporaryDirectory() as td:
+        out_json = Path(td) / "entry.json"
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, str(out_json)]
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=str(ROOT))
+        except subprocess.TimeoutExpired:
+            return name, None, f"timed out after {timeout} s"
+        if p.returncode == 0 and out_json.exists():
+            return name, json.loads(out_json.read_text()), None
+        err = (p.stderr or "") + (p.stdout or "")
+        lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith(("info:", "debug:"))]
+        msg = "\n".join(lines[-12:]) if lines else f"exit code {p.returncode}"
+        if p.returncode < 0:
+            msg = f"worker killed by signal {-p.returncode}\n" + msg
+        return name, None, msg
+
+
+def load_json(path, default):
+    return json.loads(path.read_text()) if path.exists() else default
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("patterns", nargs="*", help="fixture names or globs (default: all)")
+    ap.add_argument("--list", action="store_true", help="list fixture names and exit")
+    ap.add_argument("--jobs", type=int, default=max(1, min(4, os.cpu_count() or 1)))
+    ap.add_argument("--timeout", type=int, default=600)
+    ap.add_argument("--check-only", action="store_true", help="only run the consistency check")
+    ap.add_argument("--worker", nargs=2, metavar=("NAME", "OUT_JSON"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.worker:
+        try:
+            worker(*args.worker)
+        except Exception:
+            traceback.print_exc()
+            return 1
+        return 0
+    if args.list:
+        for n, info in REGISTRY.items():
+            print(f"{n:40s} {info['category']:6s} group {info['group']}")
+        return 0
+    if args.check_only:
+        return check()
+
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+    names = select(args.patterns)
+    first = [n for n in names if not REGISTRY[n]["depends"]]
+    second = [n for n in names if REGISTRY[n]["depends"]]
+    results = {}
+    for batch in (first, second):
+        with ThreadPoolExecutor(args.jobs) as ex:
+            for name, entry, err in ex.map(lambda n: run_one(n, args.timeout), batch):
+                results[name] = (entry, err)
+                print(f"{'ok  ' if entry else 'FAIL'} {name}" + ("" if entry else "\n    " + err.replace("\n", "\n    ")),
+                      flush=True)
+
+    manifest = {e["name"]: e for e in load_json(MANIFEST, [])}
+    unavailable = {e["name"]: e for e in load_json(UNAVAILABLE, [])}
+    for name, (entry, err) in results.items():
+        if entry is not None:
+            manifest[name] = entry
+            unavailable.pop(name, None)
+        else:
+            manifest.pop(name, None)
+            unavailable[name] = {"name": name, "error": err}
+            for suffix in (".npz",):
+                (FIXTURES / f"{name}{suffix}").unlink(missing_ok=True)
+    # keep registry order; drop entries of fixtures that no longer exist
+    manifest_list = [manifest[n] for n in REGISTRY if n in manifest]
+    unavailable_list = [unavailable[n] for n in REGISTRY if n in unavailable]
+    MANIFEST.write_text(json.dumps(manifest_list, indent=1) + "\n")
+    UNAVAILABLE.write_text(json.dumps(unavailable_list, indent=1) + "\n")
+    if not args.patterns:
+        referenced = {e["file"] for e in manifest_list} | {e["name"] + ".npz" for e in manifest_list}
+        for p in FIXTURES.iterdir():
+            if p.suffix in (".mge", ".npz") and p.name not in referenced:
+                p.unlink()
+    write_readme(manifest_list, unavailable_list)
+    rc = check()
+    n_fail = sum(1 for e, _ in results.values() if e is None)
+    print(f"{len(results) - n_fail} fixtures written, {n_fail} unavailable")
+    return rc
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# README and consistency check
+# ---------------------------------------------------------------------------------------------------------------
+
+README_HEAD = """\
+# Test fixtures: real MegEngine 1.13.0 dumps and real `megenginelite` outputs
+
+Everything in this folder is generated by `tools/make_fixtures.py`; do not edit it by hand.
+
+## Regenerating
+
+From the repository root, with the real MegEngine 1.13.0 (Python 3.10, numpy 1.x) made by
+`../shared/tools/real-megengine`:
+
+```sh
+"$(../shared/tools/real-megengine)" tools/make_fixtures.py              # all fixtures
+"$(../shared/tools/real-megengine)" tools/make_fixtures.py op_conv_dense # one fixture (names or globs)
+"$(../shared/tools/real-megengine)" tools/make_fixtures.py 'op_elemwise_*'
+"$(../shared/tools/real-megengine)" tools/make_fixtures.py --list        # fixture names
+python tools/make_fixtures.py --check-only                               # consistency check, no MegEngine needed
+```
+
+The output is deterministic (seeded `numpy.random.RandomState` per fixture, MegEngine's RNG seeded too, weights
+overwritten from the RandomState, `.npz` written with fixed zip timestamps), so regenerating gives byte-identical
+files. Each fixture is generated in its own subprocess; the script ends with a consistency check of the manifest
+against the files. The project's tests only read these files and never need MegEngine.
+
+## What is in here
+
+- `<name>.mge`: a model dumped by `megengine.jit.trace(symbolic=True, capture_as_const=True)` and
+  `.dump(path, arg_names=[...], output_names=[...] or default names, **options)`. Default dump options
+  (FBS_V2, `optimize_for_inference=True`, `no_change_graph=False`) unless the entry's `dump_options` says otherwise.
+- `<name>.npz`: the reference. Keys `input:<input name>` (exactly what was fed) and `output:<output name>`:
+  what the **real** `megenginelite` 1.13.0 returned for that input (`LiteNetwork().load(path)`,
+  `get_io_tensor(name).set_data_by_copy(array)`, `forward()`, `wait()`, `get_io_tensor(out).to_numpy()`;
+  default `LiteConfig`, CPU, 1 thread). Not megengine's imperative result.
+- `manifest.json`: a list with one entry per fixture:
+  - `name`; `file` (the `.mge`, relative to this folder; `shufflenet_v2_b4` shares `shufflenet_v2.mge`);
+    `category` (`"model"` or `"op"`);
+  - `inputs` / `outputs`: names in the order the real `get_all_input_name()` / `get_all_output_name()` return;
+  - `input_shapes`, `input_dtypes`, `output_shapes`, `output_dtypes`: lists parallel to `inputs` / `outputs`
+    (dtypes as numpy names; output shapes/dtypes are those of the real library's `to_numpy()`);
+  - `ops`: sorted unique operator type strings **as stored in the file** (`Operator.type`, e.g. `ReshapeV1`,
+    `ConvBiasForward`), decoded from the FlatBuffer by the script's own small reader (and the operator count
+    cross-checked against `megengine.utils.network.Network.load(path).all_oprs`);
+  - `elemwise_modes`: sorted Elemwise modes in the file (from `Network.load(...).all_oprs[i].params["mode"]`);
+  - `dump_options`: non-default `trace.dump` keyword arguments used;
+  - `rtol`, `atol`: suggested tolerances for comparing our outputs to the reference
+    (`abs(ours - ref) <= atol + rtol * abs(ref)`); default 1e-4 / 1e-5, larger ones are explained in `note`;
+  - `note`; `megengine_vs_lite_max_abs_diff`: per output, max |megengine traced result - real lite result|
+    at generation time (a sanity check; `null` where not comparable);
+  - `seed_print` (shufflenet_v2 only): the exact string
+    `'shufflenet output max={}, sum={}'.format(out.max(), out.sum())` for the real library's output.
+- `unavailable.json`: fixtures that could not be produced, with the error (also listed below).
+"""
+
+
+def write_readme(manifest, unavailable):
+    lines = [README_HEAD, "## Fixtures\n",
+             "| name | category | inputs | outputs | ops | .mge bytes |", "|---|---|---|---|---|---|"]
+    for e in manifest:
+        size = (FIXTURES / e["file"]).stat().st_size if (FIXTURES / e["file"]).exists() else 0
+        ins = ", ".join(f"`{n}` {tuple(s)} {d}" for n, s, d in zip(e["inputs"], e["input_shapes"], e["input_dtypes"]))
+        outs = ", ".join(f"`{n}` {tuple(s)} {d}"
+                         for n, s, d in zip(e["outputs"], e["output_shapes"], e["output_dtypes"]))
+        ops = ", ".join(e["ops"])
+        if e.get("elemwise_modes"):
+            ops += " (Elemwise: " + ", ".join(e["elemwise_modes"]) + ")"
+        lines.append(f"| {e['name']} | {e['category']} | {ins} | {outs} | {ops} | {size} |")
+    lines.append("")
+    lines.append("## Could not be produced\n")
+    lines.append(README_UNAVAILABLE_INTRO)
+    if unavailable:
+        for u in unavailable:
+            err = u["error"].strip().splitlines()
+            short = " / ".join(ln.strip() for ln in err[-3:])
+            lines.append(f"- `{u['name']}`: {short}")
+    else:
+        lines.append("- (none)")
+    lines.append("")
+    lines.append(README_OBSERVATIONS)
+    README.write_text("\n".join(lines) + "\n")
+
+
+README_UNAVAILABLE_INTRO = """\
+Fixtures the script tried but could not produce with MegEngine 1.13.0 / the real megenginelite (full error in
+`unavailable.json`):
+"""
+
+README_OBSERVATIONS = """\
+## Observed behaviour of the real library worth knowing
+
+- The real megenginelite refuses to **load** a model that has a `bool` graph output
+  (`RuntimeError: Error: unsupport dtype in lite : {...} Bool`), and Lite has no bool input dtype either; bool
+  fixtures therefore compute bools inside the graph and cast them (to int32/float32) at the output.
+- Scalars come out with shape `(1,)` (the graph has no 0-d tensors).
+"""
+
+
+def check():
+    """Consistency check of manifest.json against the files; returns a process exit code."""
+    problems = []
+    manifest = load_json(MANIFEST, [])
+    names = set()
+    for e in manifest:
+        n = e["name"]
+        if n in names:
+            problems.append(f"{n}: duplicate entry")
+        names.add(n)
+        for key in ("name", "file", "inputs", "outputs", "input_shapes", "input_dtypes", "output_shapes",
+                    "output_dtypes", "ops", "category", "rtol", "atol", "note"):
+            if key not in e:
+                problems.append(f"{n}: missing field {key}")
+        path = FIXTURES / e["file"]
+        if not path.exists():
+            problems.append(f"{n}: missing {e['file']}")
+            continue
+        try:
+            types, outs = read_mge(path)
+        except Exception as ex:  # noqa: BLE001
+            problems.append(f"{n}: cannot decode {e['file']}: {ex}")
+            continue
+        if sorted(set(types)) != e["ops"]:
+            problems.append(f"{n}: ops {e['ops']} != file {sorted(set(types))}")
+        if outs != e["outputs"]:
+            problems.append(f"{n}: outputs {e['outputs']} != file {outs}")
+        try:
+            with np.load(FIXTURES / f"{n}.npz", allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+        except Exception as ex:  # noqa: BLE001
+            problems.append(f"{n}: cannot open {n}.npz: {ex}")
+            continue
+        want = {f"input:{x}" for x in e["inputs"]} | {f"output:{x}" for x in e["outputs"]}
+        if set(data) != want:
+            problems.append(f"{n}: npz keys {sorted(data)} != {sorted(want)}")
+            continue
+        for kind in ("input", "output"):
+            for x, s, d in zip(e[kind + "s"], e[kind + "_shapes"], e[kind + "_dtypes"]):
+                a = data[f"{kind}:{x}"]
+                if list(a.shape) != list(s) or str(a.dtype) != d:
+                    problems.append(f"{n}: {kind} {x} is {a.shape} {a.dtype}, manifest says {s} {d}")
+                if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+                    problems.append(f"{n}: {kind} {x} has non-finite values")
+    for p in problems:
+        print("CHECK:", p)
+    print(f"check: {len(manifest)} manifest entries, {len(problems)} problems")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
