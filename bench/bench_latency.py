@@ -46,10 +46,13 @@ class RealWorker:
     """The real megenginelite in a child process; ``run(n)`` returns n forward latencies in seconds."""
 
     def __init__(self, python: str, model: str, threads: int, feeds: dict):
-        self.proc = subprocess.Popen([python, "-c", REAL_WORKER, model, str(threads), json.dumps(feeds)],
+        self.proc = subprocess.Popen([python, "-I", "-c", REAL_WORKER, model, str(threads), json.dumps(feeds)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      text=True)
-        if self.proc.stdout.readline().strip() != "ready":
+        for line in self.proc.stdout:  # MegEngine prints banners on stdout before the worker is ready
+            if line.strip() == "ready":
+                break
+        else:
             raise RuntimeError("the real megenginelite worker failed to start")
 
     def run(self, n: int) -> list[float]:

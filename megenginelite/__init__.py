@@ -9,3 +9,4 @@ from .network import *  # noqa: F401,F403
 from .struct import *  # noqa: F401,F403
 from .tensor import *  # noqa: F401,F403
 
+from .utils import *  # noqa: F401,F403

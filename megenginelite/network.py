@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import ctypes
 import io
 import os
 from typing import Any
 
 import numpy as np
 
-from .errors import InvalidInputError, LiteError, LiteUsageError
+from .errors import InvalidInputError, LiteArgumentError, LiteUsageError
 from .format import read_model
 from .graph.input_order import original_input_order
 from .runtime.session import CompiledModel, Plan, SessionConfig
-from .struct import LiteConfig, LiteDeviceType, LiteIO, LiteLayout, LiteNetworkIO, LiteTensorPhase
+from .struct import LiteConfig, LiteDeviceType, LiteLayout, LiteNetworkIO, LiteTensorPhase
 from .tensor import LiteTensor
 
 __all__ = ["LiteNetwork"]
@@ -40,7 +39,7 @@ class LiteNetwork:
 
     def __init__(self, config: LiteConfig | None = None, io: LiteNetworkIO | None = None):
         if config is not None and not isinstance(config, LiteConfig):
-            raise ctypes.ArgumentError(f"expected LiteConfig instance instead of {type(config).__name__}")
+            raise LiteArgumentError(f"expected LiteConfig instance instead of {type(config).__name__}")
         if io is not None and not isinstance(io, LiteNetworkIO):
             raise AttributeError(f"'{type(io).__name__}' object has no attribute 'inputs'")
         self.config = config if config is not None else LiteConfig()

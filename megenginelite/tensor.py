@@ -511,8 +511,9 @@ class LiteTensor:
 
     Args:
         layout: a LiteLayout; the object is used (aliased), so later layout changes show in it.
-        device_type: LITE_CPU (default) or LITE_DEVICE_DEFAULT; LITE_CUDA needs onnxruntime-gpu and a GPU unless
-            ``is_pinned_host`` (pinned host memory is ordinary host memory here).
+        device_type: LITE_CPU (default) or LITE_DEVICE_DEFAULT (same as CPU); LITE_CUDA raises DeviceError unless
+            ``is_pinned_host`` (pinned host memory is ordinary host memory here) or onnxruntime reports the
+            CUDAExecutionProvider and a CUDA device; such tensors are still backed by host memory for now.
         device_id: device number.
         is_pinned_host: page-locked host memory for faster device copies (plain host memory here).
         shapes, dtype: build the layout from these when ``layout`` is None.

@@ -111,7 +111,7 @@ class TensorBatchCollector:
                 self._free_list.remove(batch_id)
             else:
                 warnings.warn(
-                    f"batch {batch_id} has been collected, please call free before collected it again."
+                    f"batch {batch_id} has been collected, please call free before collected it again.", stacklevel=2
                 )
         self._write(values, batch_id)
 
@@ -120,7 +120,7 @@ class TensorBatchCollector:
         values = self._check_sample(array)
         with self._mutex:
             if not self._free_list:
-                warnings.warn("all batch has been collected, please call free before collect again.")
+                warnings.warn("all batch has been collected, please call free before collect again.", stacklevel=2)
                 return -1
             idx = self._free_list.pop(0)
         try:
@@ -168,7 +168,7 @@ class TensorBatchCollector:
         with self._mutex:
             for i in ids:
                 if i in self._free_list:
-                    warnings.warn(f"batch id {i} has not collected before free it.")
+                    warnings.warn(f"batch id {i} has not collected before free it.", stacklevel=2)
                     self._free_list.remove(i)
             self._free_list.extend(ids)
 
@@ -177,7 +177,7 @@ class TensorBatchCollector:
         idx = int(operator.index(idx))
         assert 0 <= idx < self.shape[0], "the idx specific the tensor is out of range."
         if idx in self._free_list:
-            warnings.warn(f"tensor with batch id {idx} has not collected before get it.")
+            warnings.warn(f"tensor with batch id {idx} has not collected before get it.", stacklevel=2)
         return self._tensor.slice([idx], [idx + 1])
 
     def get(self) -> LiteTensor:

@@ -30,6 +30,7 @@ import random
 import string
 import sys
 import tempfile
+import traceback
 import types
 from pathlib import Path
 
@@ -90,10 +91,8 @@ def build_and_dump(rng: random.Random, arg_names: list[str], path: Path) -> list
     n_in = len(arg_names)
     n_out = rng.randint(1, min(3, n_in))
     # each input goes to one output (so every input is used); outputs get extra inputs at random
-    owner = [rng.randrange(n_out) for _ in range(n_in)]
-    for o in range(n_out):
-        if o not in owner:
-            owner[rng.randrange(n_in)] = o
+    owner = list(range(n_out)) + [rng.randrange(n_out) for _ in range(n_in - n_out)]
+    rng.shuffle(owner)
     groups = [[i for i in range(n_in) if owner[i] == o or rng.random() < 0.15] for o in range(n_out)]
     for g in groups:
         rng.shuffle(g)
@@ -111,10 +110,10 @@ def build_and_dump(rng: random.Random, arg_names: list[str], path: Path) -> list
     def model(*args):
         outs = []
         for g, gops in zip(groups, ops):
-            acc = args[g[0]] * 1.5 if len(g) == 1 else args[g[0]]
+            acc = args[g[0]]
             for idx, op in zip(g[1:], gops[1:]):
                 acc = combine(op, acc, args[idx])
-            outs.append(acc)
+            outs.append(acc * (1.5 + len(outs)))  # distinct factor: no two outputs are the same var
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     traced = trace(symbolic=True, capture_as_const=True)(model)
@@ -162,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large", type=int, default=60, help="extra cases with 13..40 inputs (rehash)")
     parser.add_argument("--seed", type=int, default=20240613)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--verbose", action="store_true", help="print tracebacks of failed cases")
     args = parser.parse_args(argv)
 
     try:
@@ -185,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # keep going; report at the end
                 failures += 1
                 print(f"case {i} {names!r}: {type(exc).__name__}: {exc}", file=sys.stderr)
+                if args.verbose:
+                    traceback.print_exc()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(cases, indent=1) + "\n")
     same_as_file = sum(c["lite_order"] == c["file_order"] for c in cases)

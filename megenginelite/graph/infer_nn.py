@@ -138,3 +138,35 @@ def _argmax_shape(op: Op):
     x = op.inputs[0].shape
     a = norm_axis(op, op.params.get("axis", 0), len(x))
     return [(x[:a] + (1,) + x[a + 1:], INT32)]
+
+
+def deconv_geometry(op: Op) -> tuple[int, int, list[int], list[int], list[int], list[int]]:
+    """(groups, out channels, kernel, pads, strides, dilations) of a ConvolutionBackwardData (filter first)."""
+    p = op.params
+    if p.get("format", NCHW) != NCHW:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: deconvolution format {p.get('format')}")
+    w = op.inputs[0].shape
+    if p.get("sparse", 0) == 0:
+        if len(w) != 4:
+            raise fail(op, f"dense filter must be 4-D, got {list(w)}")
+        groups, oc, kernel = 1, w[1], list(w[2:])
+    else:
+        if len(w) != 5:
+            raise fail(op, f"group filter must be 5-D, got {list(w)}")
+        groups, oc, kernel = w[0], w[0] * w[2], list(w[3:])
+    return (groups, oc, kernel, [p.get("pad_h", 0), p.get("pad_w", 0)], [p.get("stride_h", 1), p.get("stride_w", 1)],
+            [p.get("dilate_h", 1), p.get("dilate_w", 1)])
+
+
+@shape_rule("ConvolutionBackwardData")
+def _deconv_shape(op: Op):
+    x = op.inputs[1].shape
+    groups, oc, kernel, pads, strides, dilations = deconv_geometry(op)
+    w = op.inputs[0].shape
+    ic = w[0] if groups == 1 else w[0] * w[1]
+    if len(x) != 4 or x[1] != ic:
+        raise fail(op, f"input {list(x)} does not match the filter {list(w)}")
+    spatial = [(size - 1) * s - 2 * p + d * (k - 1) + 1 for size, k, p, s, d in zip(x[2:], kernel, pads, strides, dilations)]
+    if len(op.inputs) > 2:
+        spatial = const_ints(op, op.inputs[2], "output shape")[-2:]
+    return [((x[0], oc, *spatial), op.output_dtype or op.inputs[1].dtype)]

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import UnsupportedOperatorError
 from ..graph.infer import REDUCE_MODES, reduce_plan
-from ..graph.infer_nn import adaptive_pooling_geometry, conv_geometry
+from ..graph.infer_nn import adaptive_pooling_geometry, conv_geometry, deconv_geometry
 from ..graph.ir import Op
 from .builder import Builder, lowering
 
@@ -167,3 +167,25 @@ def lower_arg_reduce(b: Builder, op: Op) -> list[str]:
     onnx_op = "ArgMax" if op.kind == "Argmax" else "ArgMin"
     idx = b.node(onnx_op, [b.inp(op, 0)], axis=op.params.get("axis", 0), keepdims=1, select_last_index=0)
     return [b.cast(idx, np.int32)]
+
+
+@lowering("ConvolutionBackwardData")
+def lower_deconvolution(b: Builder, op: Op) -> list[str]:
+    """Transposed 2-D convolution; inputs are (filter, src), the filter first."""
+    groups, _, kernel, pads, strides, dilations = deconv_geometry(op)
+    w_var = op.inputs[0]
+    if not w_var.is_const:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: deconvolution with a computed filter")
+    w = w_var.const
+    if groups > 1:
+        w = w.reshape((w.shape[0] * w.shape[1],) + w.shape[2:])
+    if op.params.get("mode", 0) == 1:
+        w = w[..., ::-1, ::-1]
+    x_shape, out_shape = op.inputs[1].shape, op.outputs[0].shape
+    natural = [(size - 1) * s - 2 * p + d * (k - 1) + 1
+               for size, k, p, s, d in zip(x_shape[2:], kernel, pads, strides, dilations)]
+    extra = [o - n for o, n in zip(out_shape[2:], natural)]
+    if min(extra) < 0:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: output shape smaller than natural")
+    return [b.node("ConvTranspose", [b.inp(op, 1), b.const(np.ascontiguousarray(w), "weight")], group=groups,
+                   kernel_shape=kernel, pads=pads * 2, strides=strides, dilations=dilations, output_padding=extra)]
