@@ -68,13 +68,14 @@ def build_graph(model: ModelRecord) -> Graph:
             op.outputs.append(var)
         ops.append(op)
 
-    outputs = []
+    outputs: dict[int, tuple[str, Var]] = {}
     for vid, name in model.outputs:
         if vid not in vars_:
             raise ModelFormatError(f"{model.source}: output {name!r} refers to var {vid}, which does not exist")
-        outputs.append((name, vars_[vid]))
+        # One output per var, as the original: a var listed twice keeps its first place and its last name.
+        outputs[vid] = (name, vars_[vid])
     if not outputs:
         raise ModelFormatError(f"{model.source}: the model declares no outputs")
     info = {"format": model.format, "model_version": model.model_version, "mge_version": model.mge_version,
             "optimize_options": model.optimize_options}
-    return Graph(source=model.source, inputs=inputs, ops=ops, outputs=outputs, vars=vars_, info=info)
+    return Graph(source=model.source, inputs=inputs, ops=ops, outputs=list(outputs.values()), vars=vars_, info=info)
