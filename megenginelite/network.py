@@ -3,19 +3,43 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
-from typing import Any
+import tempfile
+import threading
+from dataclasses import replace
+from typing import Any, Callable
 
 import numpy as np
 
-from .errors import InvalidInputError, LiteArgumentError, LiteUsageError
+from .errors import InvalidInputError, LiteArgumentError, LiteError, LiteUsageError
 from .format import read_model
 from .graph.input_order import original_input_order
+from .runtime import inspect
 from .runtime.session import CompiledModel, Plan, SessionConfig
-from .struct import LiteConfig, LiteDeviceType, LiteLayout, LiteNetworkIO, LiteTensorPhase
+from .struct import (LiteAlgoSelectStrategy, LiteConfig, LiteDeviceType, LiteExtraConfig, LiteIO, LiteIOType,
+                     LiteLayout, LiteNetworkIO, LiteTensorPhase)
 from .tensor import LiteTensor
 
-__all__ = ["LiteNetwork"]
+__all__ = ["LiteNetwork", "LiteAsyncCallback", "LiteStartCallback", "LiteFinishCallback", "wrap_async_callback",
+           "start_finish_callback"]
+
+logger = logging.getLogger("megenginelite")
+
+# Callback types of the original (ctypes CFUNCTYPEs there; plain callables here).
+LiteAsyncCallback = Callable[[], int]
+LiteStartCallback = Callable[[dict], int]
+LiteFinishCallback = Callable[[dict], int]
+
+
+def wrap_async_callback(func: Callable[[], int]) -> Callable[[], int]:
+    """Adapter kept for compatibility: our callbacks are plain Python callables."""
+    return func
+
+
+def start_finish_callback(func: Callable[[dict], int]) -> Callable[[dict], int]:
+    """Adapter kept for compatibility: our callbacks are plain Python callables."""
+    return func
 
 
 def _read_model_bytes(file: Any) -> tuple[bytes, str]:
@@ -53,6 +77,20 @@ class LiteNetwork:
         self._inputs: dict[str, Any] = {}
         self._outputs: dict[str, Any] = {}
         self._input_order: list[str] = []
+        self._inplace = False
+        self._tensorrt = False
+        self._extra_config: LiteExtraConfig | None = None
+        self._algo_policy: tuple = (LiteAlgoSelectStrategy.LITE_ALGO_HEURISTIC, 0, False)
+        self._workspace_limit: int | None = None
+        self._async_callback: Callable[[], Any] | None = None
+        self._start_callback: Callable[[dict], Any] | None = None
+        self._finish_callback: Callable[[dict], Any] | None = None
+        self._pending: threading.Thread | None = None
+        self._pending_error: BaseException | None = None
+        self._profile_path: str | None = None
+        self._txt_dump: str | None = None
+        self._bin_dump: str | None = None
+        self._discrete: dict[str, list] = {}
 
     # ------------------------------------------------------------------ configuration (before load)
 
@@ -97,16 +135,86 @@ class LiteNetwork:
     def _session_config(self) -> SessionConfig:
         device = int(self.config.device_type)
         if device == LiteDeviceType.LITE_CUDA:
+            gpu = ("TensorrtExecutionProvider",) if self._tensorrt else ()
             return SessionConfig(threads=self._threads,
-                                 providers=("CUDAExecutionProvider", "CPUExecutionProvider"))
+                                 providers=gpu + ("CUDAExecutionProvider", "CPUExecutionProvider"))
         return SessionConfig(threads=self._threads)
+
+    def is_cpu_inplace_mode(self) -> bool:
+        """Whether ``enable_cpu_inplace_mode`` was called (forward then runs on the calling thread only)."""
+        return self._inplace
+
+    def enable_cpu_inplace_mode(self) -> None:
+        """Run kernels on the calling thread; on our engine this means one ONNX Runtime thread. Before load."""
+        self._require_unloaded("set_cpu_inplace_mode")
+        self._inplace = True
+
+    def use_tensorrt(self) -> None:
+        """Use ONNX Runtime's TensorRT provider (with CUDA as the fallback) for LITE_CUDA. Before load."""
+        self._require_unloaded("use_tensorrt")
+        self._tensorrt = True
+
+    def extra_configure(self, extra_config: LiteExtraConfig) -> None:
+        """Accepted for compatibility: our models carry no packed configuration to disable. Before load."""
+        self._require_unloaded("disable_configure_by_model_info")
+        self._extra_config = extra_config
+
+    def share_runtime_memroy(self, src_network: "LiteNetwork") -> None:
+        """Accepted for compatibility (the original's spelling); ONNX Runtime manages its own arena. Before load."""
+        self._require_unloaded("share_runtime_memory_with")
+
+    def set_network_algo_policy(self, policy: int, shared_batch_size: int = 0,
+                                binary_equal_between_batch: bool = False) -> None:
+        """Recorded only: ONNX Runtime picks its kernels itself, there is no fast-run search."""
+        self._algo_policy = (policy, shared_batch_size, binary_equal_between_batch)
+
+    def set_network_algo_workspace_limit(self, size_limit: int) -> None:
+        """Recorded only (no workspace-bound algorithm choice in ONNX Runtime). After load, as the original."""
+        self._require_loaded("set_network_algo_policy")
+        self._workspace_limit = int(size_limit)
+
+    def enable_global_layout_transform(self) -> None:
+        """Accepted: our graphs stay NCHW and ONNX Runtime chooses its own layouts. Before load."""
+        self._require_unloaded("enable_global_layout_transform")
+
+    def dump_layout_transform_model(self, model_file: str) -> None:
+        """Write the loaded model (no layout transform happens on our engine, so it is the model itself)."""
+        self._require_loaded("dump_layout_transform_model")
+        with open(model_file, "wb") as f:
+            f.write(self.model_bytes)
+
+    def get_static_memory_alloc_info(self, log_dir: str = "logs/test") -> None:
+        """Write ``static_memory.json`` in ``log_dir``: bytes of weights, inputs, outputs and every computed var."""
+        self._require_loaded("get_static_memory_alloc_info")
+        graph = self._plan.graph
+        info = {
+            "weights_bytes": int(sum(v.const.nbytes for v in graph.vars.values() if v.is_const)),
+            "vars": [{"id": v.id, "name": v.name, "shape": list(v.shape or ()), "dtype": str(v.dtype),
+                      "bytes": int(np.prod(v.shape or ()) * v.dtype.np_dtype.itemsize)}
+                     for op in graph.ops for v in op.outputs if not v.is_const and v.shape is not None],
+        }
+        os.makedirs(log_dir, exist_ok=True)
+        import json
+        with open(os.path.join(log_dir, "static_memory.json"), "w") as f:
+            json.dump(info, f, indent=1)
 
     def load(self, path: Any) -> None:
         """Load a model from a path, an open binary file or bytes; input and output tensors exist afterwards."""
         data, source = _read_model_bytes(path)
         model = CompiledModel(read_model(data, source), self._session_config())
-        plan = model.plan()
         self.model_bytes = data
+        self._attach(model)
+
+    def share_weights_with(self, src_network: "LiteNetwork") -> None:
+        """Load the same model as ``src_network``, sharing its weights and compiled sessions (no copy)."""
+        if src_network._model is None:
+            raise LiteUsageError("shared_weight_with_network should be used after the src network loaded.")
+        self.model_bytes = src_network.model_bytes
+        self._attach(src_network._model)
+
+    def _attach(self, model: CompiledModel) -> None:
+        """Create the IO tensors of ``model`` for this network (layouts known right away)."""
+        plan = model.plan()
         self._model, self._plan = model, plan
         self._inputs, self._outputs = {}, {}
         for spec in plan.inputs:
@@ -120,18 +228,67 @@ class LiteNetwork:
             if cfg.name in self._inputs and cfg.config_layout.ndim:
                 impl = self._inputs[cfg.name]
                 impl.set_layout(tuple(cfg.config_layout.shapes), np.dtype(cfg.config_layout.dtype))
+        self._discrete = {}
+        discrete = self.config.discrete_input_name
+        if discrete:
+            name = discrete.decode() if isinstance(discrete, bytes) else discrete
+            if name in self._inputs:
+                impl = self._inputs[name]
+                shape = impl.shape
+                self._discrete[name] = [LiteTensor(layout=LiteLayout((1,) + tuple(shape[1:]), impl.dtype))._impl
+                                        for _ in range(shape[0])]
+
+    def _io(self, name: str, inputs: bool) -> LiteIO:
+        """The user's LiteIO config for ``name``, or a default one (the key of the callbacks' dicts)."""
+        for cfg in self.network_io.inputs if inputs else self.network_io.outputs:
+            if cfg.name == name:
+                return cfg
+        return LiteIO(name)
 
     # ------------------------------------------------------------------ running
 
     def forward(self) -> None:
-        """Run the model on the current contents of the input tensors."""
+        """Run the model on the current contents of the input tensors (returns at once in async mode)."""
         self._require_loaded("forward")
+        self.wait()
+        if self._async_callback is None:
+            self._forward()
+            return
+        self._pending = threading.Thread(target=self._forward_async, name="megenginelite-forward", daemon=True)
+        self._pending.start()
+
+    def _forward_async(self) -> None:
+        try:
+            self._forward()
+        except BaseException as exc:  # handed to wait()
+            self._pending_error = exc
+            return
+        self._call_user(self._async_callback)
+
+    def _call_user(self, callback: Callable, *args) -> None:
+        """Call a user callback; like the original, an exception in it is reported, not raised."""
+        try:
+            callback(*args)
+        except Exception:
+            logger.exception("exception ignored in a megenginelite callback %r", callback)
+
+    def _gather_inputs(self) -> dict[str, np.ndarray]:
         feeds: dict[str, np.ndarray] = {}
         for name, impl in self._inputs.items():
-            arr = impl.array()
+            if name in self._discrete:
+                arr = np.concatenate([part.array() for part in self._discrete[name]])
+            else:
+                arr = impl.array()
             if not arr.flags.c_contiguous:
                 raise InvalidInputError(f"input {name!r} is not contiguous")
             feeds[name] = arr
+        return feeds
+
+    def _forward(self) -> None:
+        if self._start_callback is not None:
+            self._call_user(self._start_callback, {self._io(n, True): LiteTensor._wrap(t)
+                                                   for n, t in self._inputs.items()})
+        feeds = self._gather_inputs()
         plan = self._plan
         if any(feeds[s.name].shape != s.shape or feeds[s.name].dtype != s.dtype.np_dtype for s in plan.inputs):
             plan = self._model.plan({k: v.shape for k, v in feeds.items()}, {k: v.dtype for k, v in feeds.items()})
@@ -144,10 +301,67 @@ class LiteNetwork:
                 impl.set_layout(spec.shape, spec.dtype.np_dtype)
                 arr = impl.array()
             outputs[spec.name] = arr
-        plan.run(feeds, outputs)
+        if self._profile_path or self._txt_dump or self._bin_dump:
+            self._inspected_run(feeds, outputs)
+        else:
+            plan.run(feeds, outputs)
+        if self._finish_callback is not None:
+            self._call_user(self._finish_callback, {self._io(n, False): LiteTensor._wrap(t)
+                                                    for n, t in self._outputs.items()})
+
+    def _inspected_run(self, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> None:
+        """A run on a fresh session that also profiles and/or exposes every var for the IO dumps."""
+        dumping = bool(self._txt_dump or self._bin_dump)
+        with tempfile.TemporaryDirectory() as tmp:
+            config = replace(self._model.config, expose_vars=dumping,
+                             profile_prefix=os.path.join(tmp, "ort") if self._profile_path else None)
+            plan = self._model.compile({k: v.shape for k, v in feeds.items()}, {k: v.dtype for k, v in feeds.items()},
+                                       config)
+            exposed = plan.run(feeds, outputs)
+            if self._profile_path:
+                inspect.write_profile(self._profile_path, plan.graph, plan.session.end_profiling())
+        if dumping:
+            values = inspect.var_values(plan.graph, exposed, feeds)
+            if self._txt_dump:
+                inspect.write_txt_dump(self._txt_dump, plan.graph, values)
+            if self._bin_dump:
+                inspect.write_bin_dump(self._bin_dump, plan.graph, values)
 
     def wait(self) -> None:
-        """Block until the last ``forward`` has finished (forward is synchronous on the CPU)."""
+        """Block until the last ``forward`` has finished; re-raises an error of an asynchronous forward."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.join()
+        error, self._pending_error = self._pending_error, None
+        if error is not None:
+            raise error
+
+    # ------------------------------------------------------------------ callbacks and inspection
+
+    def async_with_callback(self, async_callback: Callable[[], Any]) -> None:
+        """Make ``forward`` return at once; ``async_callback()`` runs on a worker thread when the run is done."""
+        self._async_callback = async_callback
+
+    def set_start_callback(self, start_callback: Callable[[dict], Any]) -> None:
+        """Call ``start_callback({LiteIO: LiteTensor})`` with the inputs before every forward."""
+        self._start_callback = start_callback
+
+    def set_finish_callback(self, finish_callback: Callable[[dict], Any]) -> None:
+        """Call ``finish_callback({LiteIO: LiteTensor})`` with the outputs after every forward."""
+        self._finish_callback = finish_callback
+
+    def enable_profile_performance(self, profile_file: str) -> None:
+        """Profile every following forward: a MegEngine-style JSON at ``profile_file`` (per-operator times,
+        mapped back to the MegBrain operators) and ONNX Runtime's Chrome trace at ``<stem>.trace.json``."""
+        self._profile_path = os.fspath(profile_file)
+
+    def io_txt_dump(self, txt_file: str) -> None:
+        """After every forward, append each operator's inputs and outputs (statistics and first values) as text."""
+        self._txt_dump = os.fspath(txt_file)
+
+    def io_bin_dump(self, bin_dir: str) -> None:
+        """After every forward, write each operator output to ``bin_dir/<6-hex-digit var id>`` (header + raw data)."""
+        self._bin_dump = os.fspath(bin_dir)
 
     # ------------------------------------------------------------------ tensors and names
 
@@ -184,6 +398,19 @@ class LiteNetwork:
         if not 0 <= index < len(names):
             raise LiteUsageError("The output tensor index is large than the total outputs number.")
         return names[index]
+
+    def get_discrete_tensor(self, name: str | bytes, n_idx: int,
+                            phase: int = LiteTensorPhase.LITE_INPUT) -> LiteTensor:
+        """Batch item ``n_idx`` of the input named by ``config.discrete_input_name``; forward concatenates them."""
+        self._require_loaded("get_discrete_tensor")
+        if isinstance(name, bytes):
+            name = name.decode()
+        parts = self._discrete.get(name)
+        if parts is None or phase != LiteTensorPhase.LITE_INPUT:
+            raise InvalidInputError(f"tensor name must be {name} input tensor name.")
+        if not 0 <= n_idx < len(parts):
+            raise InvalidInputError(f"n_idx should be less than {len(parts)}")
+        return LiteTensor._wrap(parts[n_idx])
 
     def __repr__(self) -> str:
         return repr({"config": self.config, "IOs": self.network_io})

@@ -11,6 +11,9 @@ from .builder import LOWERINGS, OPSET, Builder, lowering
 __all__ = ["to_onnx", "LOWERINGS", "OPSET", "lowering"]
 
 
-def to_onnx(graph: Graph, name: str = "megengine") -> onnx.ModelProto:
-    """The ONNX model computing ``graph``; the graph must already carry inferred shapes and dtypes."""
-    return Builder(graph).build(name)
+def to_onnx(graph: Graph, name: str = "megengine", expose_vars: bool = False) -> onnx.ModelProto:
+    """The ONNX model computing ``graph``; the graph must already carry inferred shapes and dtypes.
+
+    With ``expose_vars`` every computed var is also an output, named ``var<id>``.
+    """
+    return Builder(graph).build(name, expose_vars)

@@ -43,10 +43,12 @@ class Builder:
         self._const_cache: dict[tuple, str] = {}
         self._counter = 0
         self._node_prefix = "graph"
+        self._owner_tag = ""
 
     def fresh(self, hint: str = "t") -> str:
+        """A new value name; inside an op's lowering it starts with ``o<opr index>.`` (profiles map it back)."""
         self._counter += 1
-        return f"{hint}_{self._counter}"
+        return f"{self._owner_tag}{hint}_{self._counter}"
 
     def name(self, var: Var) -> str:
         """The ONNX value holding ``var``; constants become initializers on first use."""
@@ -97,13 +99,20 @@ class Builder:
         if fn is None:
             raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: no lowering for {op.kind!r}")
         self._node_prefix = f"{op.type}#{op.index}:{op.outputs[0].name if op.outputs else ''}"
-        outs = fn(self, op)
+        self._owner_tag = f"o{op.index}."
+        try:
+            outs = fn(self, op)
+        finally:
+            self._owner_tag = ""
         for var, value in zip(op.outputs, outs):
             if value is not None:
                 self.bind(var, value)
 
-    def build(self, name: str = "megengine") -> onnx.ModelProto:
-        """Lower every non-constant op, and wire graph inputs and outputs; the graph must be inferred."""
+    def build(self, name: str = "megengine", expose_vars: bool = False) -> onnx.ModelProto:
+        """Lower every non-constant op, and wire graph inputs and outputs; the graph must be inferred.
+
+        ``expose_vars`` also makes every computed var an output named ``var<id>`` (for IO dumps).
+        """
         inputs = []
         for var in self.graph.inputs:
             self._names[var.id] = var.name
@@ -120,6 +129,14 @@ class Builder:
             self._node_prefix = f"output:{out_name}"
             self.nodes.append(helper.make_node("Identity", [self.name(var)], [name], name=f"output/{name}"))
             outputs.append(helper.make_tensor_value_info(name, onnx_type(var.dtype.np_dtype), list(var.shape)))
+        if expose_vars:
+            for op in self.graph.ops:
+                for var in op.outputs:
+                    if var.id in self._names and not var.is_const and f"var{var.id}" not in taken:
+                        self.nodes.append(helper.make_node("Identity", [self._names[var.id]], [f"var{var.id}"],
+                                                           name=f"expose/var{var.id}"))
+                        outputs.append(helper.make_tensor_value_info(f"var{var.id}", onnx_type(var.dtype.np_dtype),
+                                                                     list(var.shape)))
         g = helper.make_graph(self.nodes, name, inputs, outputs, self.initializers)
         model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="megenginelite")
         model.ir_version = 8

@@ -24,6 +24,7 @@ class SessionConfig:
     providers: tuple = ("CPUExecutionProvider",)
     optimization: str = "all"
     profile_prefix: str | None = None
+    expose_vars: bool = False
 
     def session_options(self) -> ort.SessionOptions:
         so = ort.SessionOptions()
@@ -62,9 +63,13 @@ class Plan:
     outputs: list[TensorSpec]
     onnx_outputs: list[str]
     compile_seconds: float
+    exposed: list[str]
 
-    def run(self, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> None:
-        """Run once, reading each input array in place and writing each output array in place (no copies)."""
+    def run(self, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run once, reading each input array in place and writing each output array in place (no copies).
+
+        Returns the values of the exposed intermediate vars (``var<id>`` -> array) when the plan exposes them.
+        """
         binding = self.session.io_binding()
         for spec in self.inputs:
             arr = feeds[spec.name]
@@ -72,10 +77,16 @@ class Plan:
         for spec, onnx_name in zip(self.outputs, self.onnx_outputs):
             arr = outputs[spec.name]
             binding.bind_output(onnx_name, "cpu", 0, arr.dtype, list(arr.shape), arr.ctypes.data)
+        for name in self.exposed:
+            binding.bind_output(name, "cpu")
         try:
             self.session.run_with_iobinding(binding)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise LiteError(f"{self.graph.source}: inference failed: {exc}") from exc
+        if not self.exposed:
+            return {}
+        values = binding.copy_outputs_to_cpu()[len(self.outputs):]
+        return dict(zip(self.exposed, values))
 
 
 ShapeKey = tuple[tuple[str, tuple[int, ...], str], ...]
@@ -122,7 +133,15 @@ class CompiledModel:
                 plan = self._plans[key] = self._compile(key)
         return plan
 
-    def _compile(self, key: ShapeKey) -> Plan:
+    def compile(self, shapes: dict[str, tuple[int, ...]], dtypes: dict[str, np.dtype],
+                config: SessionConfig) -> Plan:
+        """A fresh, uncached plan with its own session configuration (profiling, exposed vars)."""
+        key = tuple((s.name, tuple(shapes.get(s.name, s.shape)), np.dtype(dtypes.get(s.name, s.dtype.np_dtype)).str)
+                    for s in self.input_specs)
+        return self._compile(key, config)
+
+    def _compile(self, key: ShapeKey, config: SessionConfig | None = None) -> Plan:
+        config = config or self.config
         start = time.perf_counter()
         graph = build_graph(self.record)
         input_dtypes = {}
@@ -132,15 +151,16 @@ class CompiledModel:
                                         f"({spec.dtype.np_dtype}), got {np.dtype(dt)}")
             input_dtypes[name] = spec.dtype
         infer_graph(graph, {name: shape for name, shape, _ in key}, input_dtypes)
-        model = to_onnx(graph)
+        model = to_onnx(graph, expose_vars=config.expose_vars)
         try:
-            session = ort.InferenceSession(model.SerializeToString(), self.config.session_options(),
-                                           providers=list(self.config.providers))
+            session = ort.InferenceSession(model.SerializeToString(), config.session_options(),
+                                           providers=list(config.providers))
         except Exception as exc:
             raise LiteError(f"{self.source}: ONNX Runtime rejected the lowered model: {exc}") from exc
         outputs = [TensorSpec(name, tuple(var.shape), var.dtype) for name, var in graph.outputs]
         plan = Plan(graph=graph, session=session,
                     inputs=[TensorSpec(v.name, tuple(v.shape), v.dtype) for v in graph.inputs],
-                    outputs=outputs, onnx_outputs=[o.name for o in model.graph.output],
-                    compile_seconds=time.perf_counter() - start)
+                    outputs=outputs, onnx_outputs=[o.name for o in model.graph.output[:len(outputs)]],
+                    compile_seconds=time.perf_counter() - start,
+                    exposed=[o.name for o in model.graph.output[len(outputs):]])
         return plan
