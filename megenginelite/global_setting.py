@@ -10,6 +10,7 @@ from .errors import DeviceError, LiteError
 from .format import read_model
 from .graph import build_graph, infer_graph
 from .graph.input_order import original_input_order
+from .runtime import cache
 from .struct import LiteBackend, LiteConfig, LiteDeviceType, LiteIO, LiteLayout, LiteNetworkIO
 from .tensor import cuda_device_count
 
@@ -19,7 +20,6 @@ __all__ = ["LiteGlobal", "get_model_io_info"]
 class LiteGlobal:
     """Settings shared by every network of the process."""
 
-    _persistent_cache: str | None = None
     _tensorrt_cache: str | None = None
 
     @staticmethod
@@ -45,20 +45,17 @@ class LiteGlobal:
 
     @staticmethod
     def set_persistent_cache(path: str, always_sync: bool = False) -> None:
-        """Keep compiled models in ``path`` so that later loads of the same model and shapes are faster."""
+        """Keep compiled models in the cache file ``path`` (read now if it exists) so that later loads of the
+        same model with the same input shapes skip lowering and most graph optimization."""
         directory = os.path.dirname(os.path.abspath(path))
-        if not os.access(directory, os.W_OK):
+        if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
             raise LiteError(f"failed to open {path}: directory is not writable")
-        LiteGlobal._persistent_cache = path
+        cache.set_active_cache(cache.PersistentCache(path, always_sync))
 
     @staticmethod
     def dump_persistent_cache(path: str) -> None:
-        """Write the persistent cache to ``path``."""
-        try:
-            with open(path, "wb") as f:
-                f.write(b"")
-        except OSError as exc:
-            raise LiteError(f"failed to open {path}: {exc}") from exc
+        """Write the persistent cache to ``path`` (an empty cache when none was set)."""
+        (cache.active_cache() or cache.PersistentCache(os.devnull)).dump(path)
 
     @staticmethod
     def set_tensorrt_cache(path: str) -> None:

@@ -201,7 +201,7 @@ class LiteNetwork:
     def load(self, path: Any) -> None:
         """Load a model from a path, an open binary file or bytes; input and output tensors exist afterwards."""
         data, source = _read_model_bytes(path)
-        model = CompiledModel(read_model(data, source), self._session_config())
+        model = CompiledModel(read_model(data, source), self._session_config(), data)
         self.model_bytes = data
         self._attach(model)
 

@@ -243,3 +243,38 @@ def test_global_settings():
     LiteGlobal.try_coalesce_all_free_memory()
     with pytest.raises(AssertionError):
         LiteGlobal.clear_memory_pair(1, 2, LiteDeviceType.LITE_CPU)
+
+
+def test_persistent_cache_skips_lowering_on_the_next_load(tmp_path, monkeypatch):
+    from megenginelite.runtime import cache, session
+
+    path = str(tmp_path / "lite.cache")
+    monkeypatch.setattr(cache, "_active", None)
+    LiteGlobal.set_persistent_cache(path)
+    first = small_network()
+    ref = feed_reference(first)
+    first.forward()
+    LiteGlobal.dump_persistent_cache(path)
+    assert len(cache.active_cache()) == 1
+
+    # A new process would read the file: simulate it, and make lowering impossible.
+    LiteGlobal.set_persistent_cache(path)
+    monkeypatch.setattr(session, "to_onnx", lambda *a, **k: pytest.fail("lowered despite the cache"))
+    second = small_network()
+    feed_reference(second)
+    second.forward()
+    name = SMALL["outputs"][0]
+    np.testing.assert_allclose(second.get_io_tensor(name).to_numpy(), ref[f"output:{name}"], rtol=1e-4, atol=1e-5)
+    monkeypatch.setattr(cache, "_active", None)
+
+
+def test_persistent_cache_rejects_a_foreign_file(tmp_path, monkeypatch):
+    from megenginelite.runtime import cache
+
+    monkeypatch.setattr(cache, "_active", None)
+    bogus = tmp_path / "bogus.cache"
+    bogus.write_bytes(b"not a zip at all")
+    with pytest.raises(RuntimeError, match="not a megenginelite persistent cache"):
+        LiteGlobal.set_persistent_cache(str(bogus))
+    with pytest.raises(RuntimeError, match="failed to open"):
+        LiteGlobal.set_persistent_cache("/nonexistent-dir/x.cache")

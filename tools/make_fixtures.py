@@ -1370,6 +1370,33 @@ class TinyCNN(M.Module):
         return F.softmax(self.fc(x), axis=1)
 
 
+class TinyConvNet(M.Module):
+    """Convolution-only net (a fully convolutional output) for the layout-transform dump options."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = M.Conv2d(3, 8, 3, 1, 1, bias=False)
+        self.bn1 = M.BatchNorm2d(8)
+        self.conv2 = M.Conv2d(8, 8, 3, 2, 1, groups=8, bias=False)
+        self.bn2 = M.BatchNorm2d(8)
+        self.conv3 = M.Conv2d(8, 12, 1)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.max_pool2d(x, 2, 2)
+        x = F.hswish(self.bn2(self.conv2(x)))
+        return F.relu(self.conv3(x))
+
+
+def _tiny_convnet(name):
+    rs = rng(name)
+    model = TinyConvNet()
+    init_params(model, rs)
+    calibrate_bn(model, rs.uniform(0, 1, (4, 3, 16, 16)).astype("float32"))
+    data = np.random.RandomState(7).uniform(0, 1, (1, 3, 16, 16)).astype("float32")
+    return model, data
+
+
 def _tiny_cnn(name):
     rs = rng(name)
     model = TinyCNN()
@@ -1401,8 +1428,15 @@ def _register_formats():
                                                        "(TypeCvt to/from Float16 inside the graph).", ["prob"]),
         "format_ioc16": ({"enable_ioc16": True}, "enable_ioc16: float16 compute.", ["prob"]),
         "format_nchw44": ({"enable_nchw44": True}, "enable_nchw44 layout transform (ConvBias NCHW44).", ["prob"]),
-        "format_nchw88": ({"enable_nchw88": True}, "enable_nchw88 layout transform (ConvBias NCHW88).", ["prob"]),
-        "format_nhwcd4": ({"enable_nhwcd4": True}, "enable_nhwcd4 layout transform.", ["prob"]),
+        "format_nchw88_linear": ({"enable_nchw88": True}, "enable_nchw88 layout transform of a net ending in "
+                                                          "mean + linear.", ["prob"]),
+        "format_conv_nchw88": ({"enable_nchw88": True}, "enable_nchw88 layout transform (ConvBias NCHW88).",
+                               ["feat"]),
+        "format_conv_nchw44": ({"enable_nchw44": True}, "enable_nchw44 layout transform (ConvBias NCHW44).",
+                               ["feat"]),
+        "format_conv_hwcd4": ({"enable_hwcd4": True}, "enable_hwcd4 layout transform (NHWCD4).", ["feat"]),
+        "format_conv_chwn4": ({"enable_chwn4": True}, "enable_chwn4 layout transform (CUDA int8 layout).",
+                              ["feat"]),
         "format_nchw44_dot": ({"enable_nchw44_dot": True}, "enable_nchw44_dot layout transform.", ["prob"]),
         "format_fuse_grain_off": ({"enable_fuse_grain": False}, "enable_fuse_grain=False.", ["prob"]),
         "format_testcase": ({"input_data": ["#rand(0,1)"]}, "dump(..., input_data=[...]): the mgbtest0 test-case "
@@ -1410,10 +1444,15 @@ def _register_formats():
     }
     for vname, (dump, note, outs) in variants.items():
         def builder(vname=vname, dump=dump, note=note, outs=outs):
-            model, data = _tiny_cnn("format")  # the same weights for every variant
-            return module_spec(model, [("data", data)], output_names=outs, dump=dump,
-                               note="TinyCNN (conv-bn-relu, maxpool, depthwise conv-bn-hswish, 1x1 conv, mean, "
-                                    "linear, softmax; input (1,3,16,16)). " + note,
+            if vname.startswith("format_conv_"):
+                model, data = _tiny_convnet("format_conv")
+                desc = ("TinyConvNet (conv-bn-relu, maxpool, depthwise conv-bn-hswish, 1x1 conv-relu; input "
+                        "(1,3,16,16), output (1,12,4,4)). ")
+            else:
+                model, data = _tiny_cnn("format")  # the same weights for every variant
+                desc = ("TinyCNN (conv-bn-relu, maxpool, depthwise conv-bn-hswish, 1x1 conv, mean, linear, "
+                        "softmax; input (1,3,16,16)). ")
+            return module_spec(model, [("data", data)], output_names=outs, dump=dump, note=desc + note,
                                rtol=1e-3 if "16" in vname else DEFAULT_RTOL,
                                atol=1e-4 if "16" in vname else DEFAULT_ATOL)
 
@@ -1472,6 +1511,24 @@ _register_formats()
 # ---------------------------------------------------------------------------------------------------------------
 
 
+# Elemwise mode numbers (megdnn param::Elemwise::Mode), used to decode Elemwise params from the file; cross-checked
+# against Network.load's decoded params for every fixture Network.load can open.
+ELEMWISE_MODE_NAMES = {
+    0: "RELU", 1: "ABS", 2: "ACOS", 3: "ASIN", 4: "CEIL", 5: "COS", 6: "EXP", 7: "EXPM1", 8: "FLOOR", 9: "LOG",
+    10: "LOG1P", 11: "NEGATE", 12: "SIGMOID", 13: "SIN", 14: "TANH", 15: "ABS_GRAD", 16: "ADD", 17: "FLOOR_DIV",
+    18: "MAX", 19: "MIN", 20: "MOD", 21: "MUL", 22: "POW", 23: "SIGMOID_GRAD", 24: "SUB", 25: "SWITCH_GT0",
+    26: "TANH_GRAD", 27: "TRUE_DIV", 28: "LOG_SUM_EXP", 29: "LT", 30: "LEQ", 31: "EQ", 32: "SHL", 33: "SHR",
+    34: "COND_LEQ_MOV", 35: "FUSE_MUL_ADD3", 36: "FUSE_MUL_ADD4", 37: "FUSE_ADD_RELU", 38: "FUSE_ADD_SIGMOID",
+    39: "FUSE_ADD_TANH", 40: "FAST_TANH", 41: "FAST_TANH_GRAD", 42: "ROUND", 43: "RMULH", 44: "ATAN2", 45: "ERF",
+    46: "ERFINV", 47: "ERFC", 48: "ERFCINV", 49: "H_SWISH", 50: "H_SWISH_GRAD", 51: "FUSE_ADD_H_SWISH", 52: "NOT",
+    53: "AND", 54: "OR", 55: "XOR", 56: "SILU", 57: "SILU_GRAD", 58: "GELU", 59: "GELU_GRAD", 60: "COND_LT_MOV",
+    61: "NEQ", 62: "ISNAN", 63: "ISINF", 64: "SINH", 65: "COSH", 66: "ASINH", 67: "ACOSH", 68: "ATANH", 69: "TAN",
+    70: "ASINH_GRAD", 71: "ACOSH_GRAD", 72: "ATANH_GRAD", 73: "PRELU", 74: "CLIP", 75: "PRELU_GRAD",
+    76: "SOFTPLUS", 77: "SOFTPLUS_GRAD", 78: "RELU6", 79: "RELU6_GRAD", 80: "HSIGMOID", 81: "HSIGMOID_GRAD",
+    82: "LOGSIGMOID", 83: "SQRT", 84: "SQUARE", 85: "SIGN",
+}
+
+
 class NotV2(ValueError):
     pass
 
@@ -1493,6 +1550,10 @@ class _FB:
 
     def deref(self, p):
         return p + self.u32(p)
+
+    def scalar_u32(self, table, slot, default=0):
+        p = self.field(table, slot)
+        return default if p is None else self.u32(p)
 
     def vector(self, table, slot):
         p = self.field(table, slot)
@@ -1532,7 +1593,14 @@ def read_mge(path, with_inputs=False):
     if with_inputs:
         h2d = [fb.string(fb.deref(fb.vector(fb.deref(e), 11)[0]), 0)
                for e, t in zip(fb.vector(root, 2), types) if t == "Host2DeviceCopy"]
-        return types, outs, h2d
+        modes = set()
+        for e, t in zip(fb.vector(root, 2), types):
+            if t == "Elemwise":
+                opr = fb.deref(e)
+                pp = fb.field(opr, 4)
+                mode = 0 if pp is None else fb.scalar_u32(fb.deref(pp), 0)
+                modes.add(ELEMWISE_MODE_NAMES.get(mode, f"#{mode}"))
+        return types, outs, h2d, sorted(modes)
     return types, outs
 
 
@@ -1615,15 +1683,22 @@ def worker(name, out_json):
     else:
         mge_path = FIXTURES / spec.file
         ref = None
-    n_netload, modes, netload_types = netload_info(mge_path)
     try:
-        types, file_outs, file_ins = read_mge(mge_path, with_inputs=True)
+        n_netload, netload_modes, netload_types = netload_info(mge_path)
+    except Exception as ex:  # noqa: BLE001 - e.g. Network.load cannot read model_version=1 files
+        n_netload, netload_modes, netload_types = None, None, None
+        print(f"note: Network.load failed: {ex}", file=sys.stderr)
+    try:
+        types, file_outs, file_ins, modes = read_mge(mge_path, with_inputs=True)
         ops_source = "file"
     except NotV2:  # FBS V1 stores only type-id hashes: use Network.load's names
-        types, file_outs, file_ins = netload_types, None, None
+        types, file_outs, file_ins, modes = netload_types, None, None, netload_modes
         ops_source = "Network.load"
-    if ops_source == "file" and n_netload != len(types):
-        raise RuntimeError(f"decoded {len(types)} operators but Network.load lists {n_netload}")
+    if ops_source == "file" and n_netload is not None:
+        if n_netload != len(types):
+            raise RuntimeError(f"decoded {len(types)} operators but Network.load lists {n_netload}")
+        if modes != netload_modes:
+            raise RuntimeError(f"decoded Elemwise modes {modes} but Network.load has {netload_modes}")
     missing = [t for t in spec.expect_ops if t not in types] + [m for m in spec.expect_modes if m not in modes]
     if missing:
         raise RuntimeError(f"the dump does not contain {missing}; it has ops {sorted(set(types))} "
@@ -1827,7 +1902,10 @@ against the files. The project's tests only read these files and never need MegE
   - `ops`: sorted unique operator type strings **as stored in the file** (`Operator.type`, e.g. `ReshapeV1`,
     `ConvBiasForward`), decoded from the FlatBuffer by the script's own small reader (and the operator count
     cross-checked against `megengine.utils.network.Network.load(path).all_oprs`);
-  - `elemwise_modes`: sorted Elemwise modes in the file (from `Network.load(...).all_oprs[i].params["mode"]`);
+  - `ops_source`: `"file"` (decoded as above) or `"Network.load"` (FBS V1 files store only type-id hashes, so
+    there the names are `type(o).__name__` of `Network.load(path).all_oprs`, e.g. `ConvBias`, `Pooling`);
+  - `elemwise_modes`: sorted Elemwise modes in the file (decoded from the Elemwise params by the same reader and
+    cross-checked against `Network.load(...).all_oprs[i].params["mode"]`);
   - `dump_options`: non-default `trace.dump` keyword arguments used;
   - `rtol`, `atol`: suggested tolerances for comparing our outputs to the reference
     (`abs(ours - ref) <= atol + rtol * abs(ref)`); default 1e-4 / 1e-5, larger ones are explained in `note`;

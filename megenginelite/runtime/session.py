@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import onnxruntime as ort
@@ -14,6 +17,7 @@ from ..format import ModelRecord
 from ..format.dtypes import DType
 from ..graph import Graph, build_graph, infer_graph
 from ..lower import to_onnx
+from .cache import SAVED_LEVEL, active_cache, cache_key
 
 
 @dataclass(frozen=True)
@@ -95,9 +99,11 @@ ShapeKey = tuple[tuple[str, tuple[int, ...], str], ...]
 class CompiledModel:
     """A decoded model and the ONNX Runtime plans built for it, cached by input shapes and dtypes."""
 
-    def __init__(self, record: ModelRecord, config: SessionConfig):
+    def __init__(self, record: ModelRecord, config: SessionConfig, model_bytes: bytes | None = None):
         self.record = record
         self.config = config
+        self._model_bytes = model_bytes
+        self._digest: str | None = None
         self._plans: dict[ShapeKey, Plan] = {}
         self._lock = threading.Lock()
         graph = build_graph(record)
@@ -151,16 +157,37 @@ class CompiledModel:
                                         f"({spec.dtype.np_dtype}), got {np.dtype(dt)}")
             input_dtypes[name] = spec.dtype
         infer_graph(graph, {name: shape for name, shape, _ in key}, input_dtypes)
-        model = to_onnx(graph, expose_vars=config.expose_vars)
+        cache = active_cache() if self._model_bytes is not None and not config.expose_vars else None
+        entry = cache_key(self.digest, key, config.optimization) if cache is not None else None
+        onnx_bytes = cache.get(entry) if cache is not None else None
+        if onnx_bytes is None:
+            onnx_bytes = to_onnx(graph, expose_vars=config.expose_vars).SerializeToString()
+            if cache is not None:
+                onnx_bytes = self._optimized(onnx_bytes, config)
+                cache.put(entry, onnx_bytes)
         try:
-            session = ort.InferenceSession(model.SerializeToString(), config.session_options(),
-                                           providers=list(config.providers))
+            session = ort.InferenceSession(onnx_bytes, config.session_options(), providers=list(config.providers))
         except Exception as exc:
             raise LiteError(f"{self.source}: ONNX Runtime rejected the lowered model: {exc}") from exc
         outputs = [TensorSpec(name, tuple(var.shape), var.dtype) for name, var in graph.outputs]
-        plan = Plan(graph=graph, session=session,
+        onnx_outputs = [o.name for o in session.get_outputs()]
+        return Plan(graph=graph, session=session,
                     inputs=[TensorSpec(v.name, tuple(v.shape), v.dtype) for v in graph.inputs],
-                    outputs=outputs, onnx_outputs=[o.name for o in model.graph.output[:len(outputs)]],
-                    compile_seconds=time.perf_counter() - start,
-                    exposed=[o.name for o in model.graph.output[len(outputs):]])
-        return plan
+                    outputs=outputs, onnx_outputs=onnx_outputs[:len(outputs)],
+                    compile_seconds=time.perf_counter() - start, exposed=onnx_outputs[len(outputs):])
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the model file's bytes (the persistent cache's key)."""
+        if self._digest is None:
+            self._digest = hashlib.sha256(self._model_bytes or b"").hexdigest()
+        return self._digest
+
+    def _optimized(self, onnx_bytes: bytes, config: SessionConfig) -> bytes:
+        """The model after ONNX Runtime's portable graph optimizations, as the persistent cache stores it."""
+        with tempfile.TemporaryDirectory() as tmp:
+            options = replace(config, optimization=SAVED_LEVEL).session_options()
+            options.optimized_model_filepath = os.path.join(tmp, "optimized.onnx")
+            ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+            with open(options.optimized_model_filepath, "rb") as f:
+                return f.read()

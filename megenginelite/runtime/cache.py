@@ -1,0 +1,81 @@
+"""The persistent cache: lowered, ONNX Runtime-optimized models kept across loads and processes.
+
+A second load of the same model with the same input shapes skips lowering and most of ONNX Runtime's graph
+optimization. Entries are ONNX files optimized at the "extended" level (no hardware-specific layouts, so a cache
+file can move between machines) stored in one zip file; keys hash the model bytes, the input shapes and dtypes
+and the ONNX Runtime version. Nothing in a cache file is executed or unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+import zipfile
+
+import onnxruntime as ort
+
+from ..errors import LiteError
+
+SAVED_LEVEL = "extended"
+
+
+def cache_key(model_digest: str, shapes_key: tuple, optimization: str) -> str:
+    text = repr((model_digest, shapes_key, optimization, ort.__version__))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class PersistentCache:
+    """In-memory entries backed by a zip file; ``always_sync`` writes the file after every new entry."""
+
+    def __init__(self, path: str, always_sync: bool = False):
+        self.path = path
+        self.always_sync = always_sync
+        self._entries: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        if os.path.exists(path) and os.path.getsize(path) > 0:
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    for name in archive.namelist():
+                        if name.endswith(".onnx"):
+                            self._entries[name[:-5]] = archive.read(name)
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise LiteError(f"{path} is not a megenginelite persistent cache: {exc}") from exc
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            return self._entries.get(key)
+
+    def put(self, key: str, onnx_bytes: bytes) -> None:
+        with self._lock:
+            self._entries[key] = onnx_bytes
+        if self.always_sync:
+            self.dump(self.path)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def dump(self, path: str) -> None:
+        """Write every entry to ``path`` (a zip of ``<key>.onnx`` files)."""
+        buffer = io.BytesIO()
+        with self._lock, zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+            for key, data in self._entries.items():
+                archive.writestr(f"{key}.onnx", data)
+        try:
+            with open(path, "wb") as f:
+                f.write(buffer.getvalue())
+        except OSError as exc:
+            raise LiteError(f"failed to open {path}: {exc}") from exc
+
+
+_active: PersistentCache | None = None
+
+
+def active_cache() -> PersistentCache | None:
+    return _active
+
+
+def set_active_cache(cache: PersistentCache | None) -> None:
+    global _active
+    _active = cache
