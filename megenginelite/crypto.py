@@ -354,7 +354,7 @@ def aes_cbc_decrypt(key: bytes, iv: bytes, data: bytes | memoryview, *, vectoriz
     return bytes(out)
 
 
-def aes_decrypt(data: bytes | memoryview, key: bytes = None) -> bytes:  # type: ignore[assignment]
+def aes_decrypt(data: bytes | memoryview, key: bytes | None = None) -> bytes:
     """``AES_default`` decryption: IV(16) | AES-256-CBC ciphertext | plaintext length (8 bytes, big-endian)."""
     key = AES_DEFAULT_KEY if key is None else bytes(key)
     if len(key) < 32:
@@ -375,7 +375,7 @@ def aes_decrypt(data: bytes | memoryview, key: bytes = None) -> bytes:  # type: 
     return plain[:length]
 
 
-def aes_encrypt(data: bytes, key: bytes = None, iv: bytes | None = None) -> bytes:  # type: ignore[assignment]
+def aes_encrypt(data: bytes, key: bytes | None = None, iv: bytes | None = None) -> bytes:
     """Encrypt like the original's ``aes_encrypt.sh``: IV | AES-256-CBC(PKCS#7-padded data) | len (8 bytes BE).
 
     ``iv`` defaults to 16 random bytes (the script uses ``openssl rand``).
@@ -461,7 +461,7 @@ def _pad8(data: bytes) -> bytes:
     return data + bytes(-len(data) % 8)
 
 
-def rc4_decrypt(data: bytes | memoryview, key: bytes = None) -> bytes:  # type: ignore[assignment]
+def rc4_decrypt(data: bytes | memoryview, key: bytes | None = None) -> bytes:
     """``RC4_default`` decryption; returns ``len(data)`` bytes like the original."""
     hash_key, enc_key = _rc4_key_pair(RC4_DEFAULT_KEY if key is None else bytes(key), "RC4_default")
     n = len(data)
@@ -475,7 +475,7 @@ def rc4_decrypt(data: bytes | memoryview, key: bytes = None) -> bytes:  # type: 
     return _xor_bytes(data, rc4_keystream(plain_hash, n), enc)
 
 
-def rc4_encrypt(data: bytes, key: bytes = None) -> bytes:  # type: ignore[assignment]
+def rc4_encrypt(data: bytes, key: bytes | None = None) -> bytes:
     """``RC4_default`` encryption as the original's ``rc4_encryptor encrypt_rc4`` does it."""
     hash_key, enc_key = _rc4_key_pair(RC4_DEFAULT_KEY if key is None else bytes(key), "RC4_default")
     padded = _pad8(bytes(data))
@@ -493,7 +493,7 @@ _SFRC4_CHECKSUM_ERROR = ("The checksum of the file cannot be verified. The file 
                          "algorithm or different keys.")
 
 
-def sfrc4_decrypt(data: bytes | memoryview, key: bytes = None) -> bytes:  # type: ignore[assignment]
+def sfrc4_decrypt(data: bytes | memoryview, key: bytes | None = None) -> bytes:
     """``SIMPLE_FAST_RC4_default`` decryption (checksum verified first); returns ``len(data)`` bytes."""
     hash_key, enc_key = _rc4_key_pair(SIMPLE_FAST_RC4_DEFAULT_KEY if key is None else bytes(key),
                                       "SIMPLE_FAST_RC4_default")
@@ -507,7 +507,7 @@ def sfrc4_decrypt(data: bytes | memoryview, key: bytes = None) -> bytes:  # type
     return _xor_bytes(data, rc4_keystream(enc_key, n))
 
 
-def sfrc4_encrypt(data: bytes, key: bytes = None) -> bytes:  # type: ignore[assignment]
+def sfrc4_encrypt(data: bytes, key: bytes | None = None) -> bytes:
     """``SIMPLE_FAST_RC4_default`` encryption as the original's ``rc4_encryptor encrypt_sfrc4`` does it."""
     hash_key, enc_key = _rc4_key_pair(SIMPLE_FAST_RC4_DEFAULT_KEY if key is None else bytes(key),
                                       "SIMPLE_FAST_RC4_default")

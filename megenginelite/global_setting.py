@@ -6,6 +6,9 @@ import ctypes
 import os
 from typing import Any
 
+from . import crypto
+from .crypto import DecryptionFunc as LiteDecryptionFunc
+from .crypto import decryption_func
 from .errors import DeviceError, LiteError
 from .format import read_model
 from .graph import build_graph, infer_graph
@@ -14,7 +17,7 @@ from .runtime import cache
 from .struct import LiteBackend, LiteConfig, LiteDeviceType, LiteIO, LiteLayout, LiteNetworkIO
 from .tensor import cuda_device_count
 
-__all__ = ["LiteGlobal", "get_model_io_info"]
+__all__ = ["LiteGlobal", "get_model_io_info", "decryption_func", "LiteDecryptionFunc"]
 
 
 class LiteGlobal:
@@ -25,15 +28,11 @@ class LiteGlobal:
     @staticmethod
     def register_decryption_and_key(decryption_name: str, decryption_func: Any, key: Any) -> None:
         """Register a model decryption function ``func(data, key) -> bytes`` under a name, with its key."""
-        from . import crypto
-
         crypto.register_decryption(decryption_name, decryption_func, key)
 
     @staticmethod
     def update_decryption_key(decryption_name: str, key: Any) -> None:
         """Replace the key of a registered (or built-in) decryption method."""
-        from . import crypto
-
         crypto.update_decryption_key(decryption_name, key)
 
     @staticmethod

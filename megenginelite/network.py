@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import logging
 import os
@@ -12,7 +13,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import InvalidInputError, LiteArgumentError, LiteError, LiteUsageError
+from . import crypto, packed
+from .errors import InvalidInputError, LiteArgumentError, LiteUsageError, ModelFormatError
 from .format import read_model
 from .graph.input_order import original_input_order
 from .runtime import inspect
@@ -138,7 +140,7 @@ class LiteNetwork:
             gpu = ("TensorrtExecutionProvider",) if self._tensorrt else ()
             return SessionConfig(threads=self._threads,
                                  providers=gpu + ("CUDAExecutionProvider", "CPUExecutionProvider"))
-        return SessionConfig(threads=self._threads)
+        return SessionConfig(threads=1 if self._inplace else self._threads)
 
     def is_cpu_inplace_mode(self) -> bool:
         """Whether ``enable_cpu_inplace_mode`` was called (forward then runs on the calling thread only)."""
@@ -201,9 +203,34 @@ class LiteNetwork:
     def load(self, path: Any) -> None:
         """Load a model from a path, an open binary file or bytes; input and output tensors exist afterwards."""
         data, source = _read_model_bytes(path)
-        model = CompiledModel(read_model(data, source), self._session_config(), data)
+        plain = self._unwrap(data, source)
+        model = CompiledModel(read_model(plain, source), self._session_config(), plain)
         self.model_bytes = data
         self._attach(model)
+
+    def _unwrap(self, data: bytes, source: str) -> bytes:
+        """The plain model inside ``data``: a packed model is unpacked (and its configuration applied, as the
+        original does), a bare model is decrypted with ``config.bare_model_cryption_name``."""
+        if packed.is_packed(data):
+            disabled = bool(self._extra_config and self._extra_config.disable_configure_by_model_info)
+            unpacked = packed.unpack(data, configure_valid=not disabled)
+            info = unpacked.info
+            if info is not None and info.valid:
+                if not disabled:
+                    self.config, self.network_io = copy.deepcopy(self.config), copy.deepcopy(self.network_io)
+                    info.apply(self.config, self.network_io)
+                settings = info.separate_config()
+                self._device_id = settings.get("device_id", self._device_id)
+                if settings.get("number_threads", 0) > 1:
+                    self._threads = settings["number_threads"]
+                self._inplace = self._inplace or bool(settings.get("enable_inplace_model"))
+                self._tensorrt = self._tensorrt or bool(settings.get("use_tensorrt"))
+            data = unpacked.model
+        elif self.config.bare_model_cryption_name:
+            data = crypto.decrypt(self.config.bare_model_cryption_name, data)
+        if self.config.has_compression:
+            raise ModelFormatError(f"{source}: Unexpected compression method (compressed models are not supported)")
+        return data
 
     def share_weights_with(self, src_network: "LiteNetwork") -> None:
         """Load the same model as ``src_network``, sharing its weights and compiled sessions (no copy)."""
