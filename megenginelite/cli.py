@@ -11,6 +11,7 @@ import json
 import os
 import re
 import sys
+import textwrap
 import time
 
 import numpy as np
@@ -38,6 +39,20 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Descriptions and epilogs: paragraphs re-wrapped, but lines starting with spaces (examples) kept as they are."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        blocks = []
+        for block in text.split("\n\n"):
+            if block.startswith("  "):
+                blocks.append(block)
+            else:
+                blocks.append(textwrap.fill(" ".join(block.split()), width, initial_indent=indent,
+                                            subsequent_indent=indent))
+        return "\n\n".join(blocks)
+
+
 # ---------------------------------------------------------------------------------------------- small helpers
 
 def progress(label: str, done: int, total: int, enabled: bool) -> None:
@@ -49,7 +64,8 @@ def progress(label: str, done: int, total: int, enabled: bool) -> None:
         return
     progress.last = 0.0 if done >= total else now
     filled = 24 * done // total
-    sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (24 - filled)}] {done}/{total}" + ("\n" if done >= total else ""))
+    end = "\n" if done >= total else ""
+    sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (24 - filled)}] {done}/{total}{end}")
     sys.stderr.flush()
 
 
@@ -433,14 +449,16 @@ def cmd_convert(args) -> int:
 # ---------------------------------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Inspect, run, benchmark and convert MegEngine .mge models "
-                                             "(megenginelite, MegEngine Lite API on ONNX Runtime).",
+    parser = _Parser(prog=PROG, formatter_class=_Formatter,
+                     description="Inspect, run, benchmark and convert MegEngine .mge models (megenginelite: the "
+                                 "MegEngine Lite API on ONNX Runtime).",
                      epilog=f"Run '{PROG} COMMAND --help' for the options of a command. Exit status: 0 success, "
                             "1 model or runtime error, 2 bad usage.")
     parser.add_argument("--version", action="version", version=f"{PROG} {version}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("info", help="show a model's format, inputs/outputs, operators, parameters and FLOPs",
+    p = sub.add_parser("info", formatter_class=_Formatter,
+                       help="show a model's format, inputs/outputs, operators, parameters and FLOPs",
                        description="Describe a model: file format and versions, inputs and outputs (in MegEngine "
                                    "Lite's order), operator histograms, constant parameters and estimated FLOPs "
                                    "(convolution, deconvolution, matmul, batched matmul: 2 per multiply-add; "
@@ -449,20 +467,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_info)
 
-    def device_options(p):
-        p.add_argument("--threads", type=_positive, default=1, help="threads per forward (default 1)")
-        p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default cpu)")
-        p.add_argument("--seed", type=_non_negative, default=0,
-                       help="seed of the random inputs: input i gets RandomState(seed + i).uniform(0, 1) cast to "
-                            "its dtype (default 0)")
-        p.add_argument("--progress", action="store_true", help="draw the progress bar even when stderr is no TTY")
-
-    p = sub.add_parser("run", help="run a model once (or N times) and print/save its outputs",
+    p = sub.add_parser("run", formatter_class=_Formatter,
+                       help="run a model once (or N times) and print/save its outputs",
                        description="Load a model with LiteNetwork, feed its inputs, run it, print each output's "
                                    "shape, dtype and statistics; optionally save outputs and time repeated runs.",
-                       epilog="examples: megenginelite run net.mge --input data=img.npy --output-dir out/\n"
-                              "          megenginelite run net.mge --iter 100 --threads 4",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog="examples:\n\n"
+                              "  megenginelite run net.mge --input data=img.npy --output-dir out/\n"
+                              "  megenginelite run net.mge --iter 100 --warmup 5 --threads 4")
     p.add_argument("model", metavar="MODEL", help="the .mge file")
     p.add_argument("--input", action="append", default=[], metavar="NAME=VALUE",
                    help="VALUE is FILE.npy, 'random' (the default) or 'zeros'; for a single-input model NAME= may "
@@ -475,10 +486,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--io-dump", metavar="DIR",
                    help="dump every operator's inputs/outputs as text to DIR/io_dump.txt (LiteNetwork.io_txt_dump)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    device_options(p)
+    p.add_argument("--threads", type=_positive, default=1, metavar="N", help="threads per forward (default 1)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default cpu)")
+    p.add_argument("--seed", type=_non_negative, default=0, metavar="N",
+                   help="seed of the random inputs: input i gets RandomState(seed + i).uniform(0, 1) cast to its "
+                        "dtype, so integer inputs get 0 (default 0)")
+    p.add_argument("--progress", action="store_true", help="draw the progress bar even when stderr is no TTY")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("bench", help="latency and throughput for thread counts and batch sizes",
+    p = sub.add_parser("bench", formatter_class=_Formatter,
+                       help="latency and throughput for thread counts and batch sizes",
                        description="Measure forward latency (median, p90) and throughput for every combination "
                                    "of thread count and batch size, on random inputs.")
     p.add_argument("model", metavar="MODEL", help="the .mge file")
@@ -489,11 +506,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="untimed forwards per row first (default 2)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default cpu)")
-    p.add_argument("--seed", type=_non_negative, default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--seed", type=_non_negative, default=0, metavar="N", help="seed of the random inputs (default 0)")
     p.add_argument("--progress", action="store_true", help="draw the progress bar even when stderr is no TTY")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("convert", help="write the model as a standalone ONNX file",
+    p = sub.add_parser("convert", formatter_class=_Formatter, help="write the model as a standalone ONNX file",
                        description="Lower the model to ONNX (the graph megenginelite runs) and write it as a "
                                    "standalone file that keeps the model's input and output names.")
     p.add_argument("model", metavar="MODEL.mge", help="the .mge file")
@@ -512,6 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``megenginelite`` console script; returns the exit status."""
     parser = build_parser()
+    import onnxruntime  # noqa: PLC0415
+
+    onnxruntime.set_default_logger_severity(4)  # errors reach the user as one line from us, not as ORT log lines
     try:
         args = parser.parse_args(argv)
         return args.func(args)

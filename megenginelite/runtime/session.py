@@ -41,7 +41,7 @@ class SessionConfig:
             "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         }[self.optimization]
-        so.log_severity_level = 3
+        so.log_severity_level = 4  # errors reach the caller as exceptions; keep stderr clean
         if self.profile_prefix:
             so.enable_profiling = True
             so.profile_file_prefix = self.profile_prefix

@@ -17,7 +17,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ..base import version
-from ..errors import LiteError
+from ..errors import LiteError, UnsupportedOperatorError
 from ..format import ModelRecord
 from ..graph import Graph, build_graph, infer_graph
 from ..lower import OPSET, Builder
@@ -92,18 +92,24 @@ def _dynamic_batch(record: ModelRecord, progress: Progress | None) -> onnx.Model
     graph = build_graph(record)
     if not graph.inputs or any(len(v.shape) == 0 for v in graph.inputs):
         raise ExportError(f"{record.source}: --dynamic-batch needs inputs with a batch dim (dim 0)")
-    reasons = []
     for batch_a, batch_b in PROBE_BATCHES:
         try:
             return _dynamic_batch_at(record, graph, batch_a, batch_b, progress)
         except _Mismatch as exc:
-            reasons.append(str(exc))
-    raise ExportError(f"{record.source}: cannot make the batch dim dynamic: {reasons[0]}; "
+            reason = exc
+            if not exc.retry:
+                break
+    raise ExportError(f"{record.source}: cannot make the batch dim dynamic: {reason}; "
                       f"convert without --dynamic-batch (fixed shapes) instead")
 
 
 class _Mismatch(Exception):
-    pass
+    """The two lowerings differ in a way we cannot turn into a batch computation. ``retry``: the difference might
+    come from a coincidence of the probe batch sizes (constants the lowering shares by value), so try other sizes."""
+
+    def __init__(self, message: str, retry: bool = False):
+        super().__init__(message)
+        self.retry = retry
 
 
 def _dynamic_batch_at(record: ModelRecord, graph: Graph, batch_a: int, batch_b: int,
@@ -113,6 +119,8 @@ def _dynamic_batch_at(record: ModelRecord, graph: Graph, batch_a: int, batch_b: 
         shapes = {v.name: (batch,) + tuple(v.shape[1:]) for v in graph.inputs}
         try:
             lowered.append(lower_model(record, shapes, progress if batch == batch_a else None))
+        except UnsupportedOperatorError:
+            raise  # not about the batch: the model cannot be lowered at all
         except LiteError as exc:
             raise _Mismatch(f"the model does not take batch {batch} ({exc})") from None
     (model, g_a), (other, g_b) = lowered
@@ -122,10 +130,10 @@ def _dynamic_batch_at(record: ModelRecord, graph: Graph, batch_a: int, batch_b: 
             raise _Mismatch(f"output {name!r} does not carry the batch on dim 0 "
                             f"(shape {list(va.shape)} at batch {batch_a}, {list(vb.shape)} at batch {batch_b})")
     if _strip_names(model) != _strip_names(other):
-        raise _Mismatch("the lowered graph's structure depends on the batch size")
+        raise _Mismatch("the lowered graph's structure depends on the batch size", retry=True)
     inits_b = {t.name: numpy_helper.to_array(t) for t in other.graph.initializer}
     if set(inits_b) != {t.name for t in model.graph.initializer}:
-        raise _Mismatch("the lowered graph's constants depend on the batch size")
+        raise _Mismatch("the lowered graph's constants depend on the batch size", retry=True)
 
     g = model.graph
     batch_value = "dynamic_batch/batch"
@@ -138,7 +146,7 @@ def _dynamic_batch_at(record: ModelRecord, graph: Graph, batch_a: int, batch_b: 
         k = _batch_coefficients(a, b, batch_a, batch_b)
         if k is None:
             raise _Mismatch(f"constant {init.name!r} (shape {list(a.shape)}, {a.dtype}) depends on the batch "
-                            f"size in a way we cannot express")
+                            f"size in a way we cannot express", retry=True)
         base = np.where(k != 0, 0, a).astype(np.int64)
         coeff_name, base_name = f"dynamic_batch/{init.name}/k", f"dynamic_batch/{init.name}/base"
         keep += [numpy_helper.from_array(k.astype(np.int64), coeff_name),
