@@ -15,13 +15,15 @@ outputs every operator has.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import ModelFormatError, UnsupportedOperatorError
 from .dtypes import DType
 from .flatbuf import Buffer, Table
 from .mgv2 import decode_dtype, decode_shape
-from .params import decode_param, param_name
+from .params import check_param_type, decode_param, param_name
 from .records import ModelRecord, OprRecord, TensorRecord
 from .xxh64 import mgb_type_id
 
@@ -120,13 +122,9 @@ _VARIABLE_ARITY = {"ParamPackSplit", "CondExecPred", "CondExecPredLogical", "Con
 _HOLDERS = {"MultipleDeviceTensorHolder", "MultipleDeviceTensorWithFormatHolder"}
 
 
-def _strip_version(name: str) -> str:
-    return _unversioned(name)
-
-
 def output_arity(type_name: str, n_inputs: int, n_tensors: int, params: dict) -> int | None:
     """Number of non-volatile outputs of an operator, or None when it cannot be known from the file alone."""
-    kind = _strip_version(type_name)
+    kind = _unversioned(type_name)
     if kind in _HOLDERS:
         return n_tensors
     if kind == "Split":
@@ -163,7 +161,7 @@ class _Blobs:
         self.buf = buf
 
     def take(self, name: str, shape: tuple[int, ...], dtype: DType, data_size: int, offset: int) -> np.ndarray:
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        count = math.prod(shape)
         nbytes = count * dtype.np_dtype.itemsize
         if offset + nbytes > data_size:
             raise self.buf.fail(f"tensor {name!r} of shape {list(shape)} {dtype} needs {nbytes} bytes at offset "
@@ -242,6 +240,7 @@ def read_mgb1(data: bytes | memoryview, source: str) -> ModelRecord:
                 f"{source}: operator #{index} has type id {type_id:#018x} ({type_id}), which is no MegEngine 1.13 "
                 f"operator this reader knows (an unknown or custom operator, or a corrupted file)")
         union_id = op.scalar(1, "u8", 0)
+        check_param_type(buf, type_name, union_id, f"operator #{index}")
         pname, params = None, {}
         if union_id:
             pname = param_name(union_id)
@@ -251,7 +250,7 @@ def read_mgb1(data: bytes | memoryview, source: str) -> ModelRecord:
             if i >= next_id:
                 raise buf.fail(f"operator #{index} {type_name} reads var {i}, but only {next_id} vars exist so far")
         tensors = [_decode_tensor(buf, t, blobs) for t in op.table_vector(7, "Tensor")]
-        if _strip_version(type_name) in _HOLDERS:
+        if _unversioned(type_name) in _HOLDERS:
             _check_holder_count(buf, op, index, type_name, len(tensors))
         names = op.string_vector(5) if op.has(5) else None
         arity = output_arity(type_name, len(inputs), len(tensors), params)
@@ -264,8 +263,8 @@ def read_mgb1(data: bytes | memoryview, source: str) -> ModelRecord:
             raise UnknownOperatorTypeError(
                 f"{source}: operator #{index} {type_name} has a variable number of outputs that a V1 file does not "
                 f"record (dump with keep_var_name=2 or in the default FBS_V2 format)")
-        if arity < 0:
-            raise buf.fail(f"operator #{index} {type_name} has no data input")
+        if arity < 0 or (arity == 0 and _unversioned(type_name) not in _HOLDERS):
+            raise buf.fail(f"operator #{index} {type_name} would have no outputs (bad input count)")
         outputs = list(range(next_id, next_id + arity))
         next_id += arity
         if names is not None:

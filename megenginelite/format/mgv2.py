@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .dtypes import DTYPE_ENUM, FLOAT32, DType
 from .flatbuf import Buffer, Table
-from .params import decode_param, param_name
+from .params import check_param_type, decode_param, param_name
 from .records import ModelRecord, OprRecord, TensorRecord
 
 IDENTIFIER = b"mgv2"
 MAX_NDIM = 7
+# No real tensor has more elements than this (2**40 float32 values are 4 TiB); a larger shape is corruption, and
+# refusing it here keeps element counts far from int64 overflow everywhere downstream.
+MAX_ELEMENTS = 2**40
+MAX_DIM = 2**31 - 1  # shapes travel through the graph as int32 tensors (GetVarShape)
 
 
 def decode_dtype(buf: Buffer, table: Table | None) -> DType:
@@ -38,7 +44,10 @@ def decode_shape(buf: Buffer, table: Table, slot: int) -> tuple[int, ...]:
     shape = table.scalar_vector(slot, "u4")
     if len(shape) > MAX_NDIM:
         raise buf.fail(f"{table.name} has {len(shape)} dims, more than {MAX_NDIM}")
-    return tuple(int(d) for d in shape)
+    dims = tuple(int(d) for d in shape)
+    if math.prod(dims) > MAX_ELEMENTS or any(d > MAX_DIM for d in dims):
+        raise buf.fail(f"{table.name} has an impossible shape {list(dims)}")
+    return dims
 
 
 def decode_tensor(buf: Buffer, t: Table, data_slot: int | None) -> TensorRecord:
@@ -48,7 +57,7 @@ def decode_tensor(buf: Buffer, t: Table, data_slot: int | None) -> TensorRecord:
     data = None
     raw = t.bytes_vector(data_slot) if data_slot is not None else None
     if raw is not None and len(raw):
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        count = math.prod(shape)
         expected = count * dtype.np_dtype.itemsize
         if len(raw) != expected:
             raise buf.fail(f"tensor {name!r} of shape {list(shape)} {dtype} needs {expected} bytes, "
@@ -76,10 +85,11 @@ def read_mgv2(data: bytes | memoryview, source: str) -> ModelRecord:
     model = buf.root()
     model.name = "Model"
     oprs: list[OprRecord] = []
-    for op in model.table_vector(2, "Operator"):
+    for index, op in enumerate(model.table_vector(2, "Operator")):
         type_name = op.string(0)
         if not type_name:
             raise buf.fail(f"{op.name} has no type name")
+        check_param_type(buf, type_name, op.scalar(3, "u8", 0), f"operator #{index}")
         pname, params = _decode_params(buf, op)
         otype = op.table(10, "output_dtype")
         oprs.append(OprRecord(

@@ -37,6 +37,9 @@ PARAM_TABLES: dict[int, tuple[str, list[tuple[str, str, object]]]] = {
     23: ("Reduce", [("mode", "u32", 0), ("axis", "i32", INT_MAX), ("data_type", "u32", 0)]),
     24: ("Cumsum", [("axis", "i32", INT_MAX), ("exclusive", "bool", True), ("reverse", "bool", False)]),
     26: ("Argsort", [("order", "u32", 0)]),
+    29: ("Linspace", [("endpoint", "bool", True)]),
+    38: ("WarpAffine", [("imode", "u32", 1), ("border_mode", "u32", 0), ("border_val", "f32", 0.0),
+                        ("format", "u32", 1)]),
     40: ("Resize", [("imode", "u32", 1), ("format", "u32", 1)]),
     44: ("TopK", [("mode", "u32", 0)]),
     45: ("RelayoutFormat", [("mode", "u32", 0), ("oc", "u32", 0), ("group", "u32", 1)]),
@@ -48,6 +51,7 @@ PARAM_TABLES: dict[int, tuple[str, list[tuple[str, str, object]]]] = {
     65: ("AxisAddRemove", [("desc", "axisdesc[]", ())]),
     66: ("IndexDescMaskDump", [("items", "indexdesc[]", ())]),
     67: ("DType", [("dtype", "dtype", None)]),
+    68: ("Remap", [("imode", "u32", 1), ("border_type", "u32", 0), ("format", "u32", 1), ("scalar", "f32", 0.0)]),
     70: ("AdaptivePooling", [("mode", "u32", 0), ("format", "u32", 0)]),
     82: ("Padding", [*[(f"front_offset_dim{i}", "u32", 0) for i in range(7)],
                      *[(f"back_offset_dim{i}", "u32", 0) for i in range(7)],
@@ -56,24 +60,49 @@ PARAM_TABLES: dict[int, tuple[str, list[tuple[str, str, object]]]] = {
                       ("normalized_size", "u64", 1)]),
     90: ("Softmax", [("axis", "i32", -1)]),
     92: ("GroupNorm", [("affine", "bool", True), ("eps", "f32", 1e-5), ("group", "u32", 1), ("format", "u32", 0)]),
+    94: ("GeneralNorm", [("affine", "bool", True), ("eps", "f32", 1e-5), ("axis_start", "u64", 0), ("axis_end", "u64", 0)]),
 }
 
 # Names of the union members we do not decode, for messages.
 OTHER_PARAM_NAMES = {
     4: "MaskPropagate", 5: "ConvPooling", 7: "SeparableConv", 8: "Images2Neibs", 12: "ROIPooling",
     14: "SpatialTfGridGenerator", 15: "SpatialTfSampler", 16: "MGBAddUpdate", 22: "SVD", 25: "CondTake",
-    27: "IndexingRemap", 28: "MGBSleep", 29: "Linspace", 30: "LinspaceFull", 31: "Eye", 32: "UniformRNG",
-    33: "GaussianRNG", 34: "Flip", 35: "Rotate", 36: "ROICopy", 37: "CvtColor", 38: "WarpAffine",
+    27: "IndexingRemap", 28: "MGBSleep", 30: "LinspaceFull", 31: "Eye", 32: "UniformRNG",
+    33: "GaussianRNG", 34: "Flip", 35: "Rotate", 36: "ROICopy", 37: "CvtColor",
     39: "GaussianBlur", 41: "Convolution3D", 42: "Conv3DBias", 43: "SeparableConv3D", 46: "SeparableFilter",
     47: "LocalShare", 48: "ROIAlign", 49: "DeformablePSROIPooling", 50: "BatchConvBias", 51: "DType",
     52: "PersistentOutputStorage", 53: "OptionalAxis", 56: "AssertEqual", 58: "CollectiveComm",
-    59: "CondExecPred", 60: "CondExecPredLogical", 61: "CondExecMark", 62: "CondExecMerge", 68: "Remap",
+    59: "CondExecPred", 60: "CondExecPredLogical", 61: "CondExecMark", 62: "CondExecMerge",
     69: "NMSKeep", 71: "NvOf", 72: "DctChannelSelect", 73: "FakeQuant", 74: "TQT", 75: "Correlation", 76: "LSQ",
     77: "GammaRNG", 78: "PoissonRNG", 79: "PermutationRNG", 80: "BetaRNG", 81: "SlidingWindowTranspose",
     83: "ShuffleRNG", 84: "CheckNonFinite", 86: "Dropout", 87: "RNNCell", 88: "RNN", 89: "LSTM", 91: "Diag",
-    93: "Fill", 94: "GeneralNorm", 95: "MultiHeadAttn", 96: "Resize3D", 97: "Cross", 98: "ExponentialRNG",
+    93: "Fill", 95: "MultiHeadAttn", 96: "Resize3D", 97: "Cross", 98: "ExponentialRNG",
     99: "MultinomialRNG",
 }
+
+
+# The param union member each operator kind is written with (type names without their "V<n>" suffix). A file whose
+# operator carries another member is corrupted (MegEngine's loader would fail in ``read_param`` as well).
+EXPECTED_PARAM: dict[str, int] = {
+    "Host2DeviceCopy": 63, "Elemwise": 17, "ElemwiseMultiType": 18, "PowC": 19, "TypeCvt": 67,
+    "Convolution": 3, "ConvolutionBackwardData": 3, "ConvBiasForward": 6, "Pooling": 9, "AdaptivePooling": 70,
+    "MatrixMul": 20, "BatchedMatrixMul": 20, "Reduce": 23, "Softmax": 90, "LayerNorm": 85, "GroupNorm": 92,
+    "InstanceNorm": 92, "BatchNorm": 11, "LRN": 10, "Concat": 2, "Split": 2, "Reshape": 54, "GetVarShape": 54,
+    "Dimshuffle": 64, "AxisAddRemove": 65, "Subtensor": 66, "IndexingMultiAxisVec": 66, "IndexingOneHot": 2,
+    "IndexingSetOneHot": 2, "Argmax": 2, "Argmin": 2, "TopK": 44, "Argsort": 26, "Cumsum": 24, "Resize": 40,
+    "WarpPerspective": 13, "Padding": 82,
+}
+
+
+def check_param_type(buf: Buffer, type_name: str, union_id: int, where: str) -> None:
+    """Fail on a param union id that no schema defines, or that the operator kind is never written with."""
+    if union_id and union_id not in PARAM_TABLES and union_id not in OTHER_PARAM_NAMES:
+        raise buf.fail(f"{where} {type_name} has an unknown param type {union_id}")
+    base = type_name[:-2] if len(type_name) > 2 and type_name[-1].isdigit() and type_name[-2] == "V" else type_name
+    expected = EXPECTED_PARAM.get(base)
+    if expected is not None and union_id != expected:
+        got = param_name(union_id) if union_id else "no param"
+        raise buf.fail(f"{where} {type_name} carries {got} instead of its {param_name(expected)} param")
 
 
 def param_name(union_id: int) -> str:
