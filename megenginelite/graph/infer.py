@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, UnsupportedOperatorError
 from ..format.dtypes import BOOL, DType, from_numpy
-from .elemwise_modes import BOOL_RESULT, MODES, mode_name
+from .elemwise_modes import BOOL_RESULT, MODES, MULTI_MODES, mode_name
 from .ir import Graph, Op, Var
 
 ShapeRule = Callable[[Op], list[tuple[tuple[int, ...], DType]]]
@@ -84,13 +84,17 @@ def infer_graph(graph: Graph, input_shapes: dict[str, tuple[int, ...]] | None = 
         infer_op(op)
 
 
+# What a shape or fold rule raises on an operator that is not what its kind promises (corrupted files).
+MALFORMED = (ValueError, IndexError, KeyError, TypeError, OverflowError, ZeroDivisionError, MemoryError)
+
+
 def infer_op(op: Op) -> None:
     fold = FOLD_RULES.get(op.kind)
     if fold is not None and (op.kind in SHAPE_ONLY or all(v.is_const for v in op.inputs)):
         try:
             results = fold(op, [v.const for v in op.inputs])
-        except (ValueError, IndexError, TypeError) as exc:
-            raise fail(op, f"cannot evaluate on its constant inputs: {exc}") from None
+        except MALFORMED as exc:
+            raise fail(op, f"cannot evaluate on its constant inputs: {type(exc).__name__}: {exc}") from None
         for var, value in zip(op.outputs, results):
             value = np.asarray(value)
             var.const = value if value.ndim else value.reshape(1)
@@ -100,7 +104,12 @@ def infer_op(op: Op) -> None:
     rule = SHAPE_RULES.get(op.kind)
     if rule is None:
         raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: no lowering for {op.kind!r}")
-    results = rule(op)
+    try:
+        results = rule(op)
+    except MALFORMED as exc:
+        # A corrupted file can give an op too few inputs or absurd params: report it, never crash.
+        raise fail(op, f"malformed operator ({len(op.inputs)} inputs, params {op.params}): "
+                       f"{type(exc).__name__}: {exc}") from None
     if len(results) < len(op.outputs):
         raise fail(op, f"the file lists {len(op.outputs)} outputs, the operator has {len(results)}")
     for var, (shape, dtype) in zip(op.outputs, results):
@@ -146,6 +155,31 @@ def _elemwise_fold(op: Op, xs):
     with np.errstate(all="ignore"):
         out = np.asarray(fn(*xs))
     return [out if name in BOOL_RESULT or out.dtype == np.bool_ else out.astype(dt, copy=False)]
+
+
+def multi_type_mode(op: Op) -> tuple[str, int, object, np.dtype]:
+    """The (name, arity, numpy function, output dtype) of a non-quantized ElemwiseMultiType."""
+    mode = op.params.get("mode", 0)
+    if mode not in MULTI_MODES:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: ElemwiseMultiType mode {mode} "
+                                       f"(quantized and rounding-shift modes are not supported)")
+    entry = MULTI_MODES[mode]
+    if len(op.inputs) != entry[1]:
+        raise fail(op, f"ElemwiseMultiType {entry[0]} takes {entry[1]} inputs, got {len(op.inputs)}")
+    return entry
+
+
+@shape_rule("ElemwiseMultiType")
+def _elemwise_multi_type_shape(op: Op):
+    _, _, _, out = multi_type_mode(op)
+    return [(broadcast_shapes(op, [v.shape for v in op.inputs]), op.output_dtype or from_numpy(out))]
+
+
+@fold_rule("ElemwiseMultiType")
+def _elemwise_multi_type_fold(op: Op, xs):
+    _, _, fn, out = multi_type_mode(op)
+    with np.errstate(all="ignore"):
+        return [np.asarray(fn(*xs)).astype(out)]
 
 
 @shape_rule("PowC")
