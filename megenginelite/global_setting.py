@@ -46,9 +46,6 @@ class LiteGlobal:
     def set_persistent_cache(path: str, always_sync: bool = False) -> None:
         """Keep compiled models in the cache file ``path`` (read now if it exists) so that later loads of the
         same model with the same input shapes skip lowering and most graph optimization."""
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
-            raise LiteError(f"failed to open {path}: directory is not writable")
         cache.set_active_cache(cache.PersistentCache(path, always_sync))
 
     @staticmethod

@@ -81,6 +81,7 @@ class LiteNetwork:
         self._input_order: list[str] = []
         self._inplace = False
         self._tensorrt = False
+        self._layout_transform = False
         self._extra_config: LiteExtraConfig | None = None
         self._algo_policy: tuple = (LiteAlgoSelectStrategy.LITE_ALGO_HEURISTIC, 0, False)
         self._workspace_limit: int | None = None
@@ -112,7 +113,7 @@ class LiteNetwork:
     @threads_number.setter
     def threads_number(self, nr_threads: int) -> None:
         self._require_unloaded("set_cpu_threads_number")
-        self._threads = int(nr_threads)
+        self._threads = int(nr_threads) or 1  # the original reads 0 back as 1
 
     @property
     def device_id(self) -> int:
@@ -157,12 +158,14 @@ class LiteNetwork:
         self._tensorrt = True
 
     def extra_configure(self, extra_config: LiteExtraConfig) -> None:
-        """Accepted for compatibility: our models carry no packed configuration to disable. Before load."""
-        self._require_unloaded("disable_configure_by_model_info")
+        """Before load: ``disable_configure_by_model_info`` makes load ignore a packed model's IO and config."""
+        if self._model is not None:
+            raise LiteUsageError("disable_configure_by_model_info should be configured before model loaded.")
         self._extra_config = extra_config
 
     def share_runtime_memroy(self, src_network: "LiteNetwork") -> None:
         """Accepted for compatibility (the original's spelling); ONNX Runtime manages its own arena. Before load."""
+        assert isinstance(src_network, LiteNetwork)
         self._require_unloaded("share_runtime_memory_with")
 
     def set_network_algo_policy(self, policy: int, shared_batch_size: int = 0,
@@ -178,10 +181,13 @@ class LiteNetwork:
     def enable_global_layout_transform(self) -> None:
         """Accepted: our graphs stay NCHW and ONNX Runtime chooses its own layouts. Before load."""
         self._require_unloaded("enable_global_layout_transform")
+        self._layout_transform = True
 
     def dump_layout_transform_model(self, model_file: str) -> None:
         """Write the loaded model (no layout transform happens on our engine, so it is the model itself)."""
         self._require_loaded("dump_layout_transform_model")
+        if not self._layout_transform:
+            raise LiteUsageError("dump layout transform model should call enable_global_layout_transform before")
         with open(model_file, "wb") as f:
             f.write(self.model_bytes)
 
@@ -203,6 +209,10 @@ class LiteNetwork:
     def load(self, path: Any) -> None:
         """Load a model from a path, an open binary file or bytes; input and output tensors exist afterwards."""
         data, source = _read_model_bytes(path)
+        options = self.config.options
+        if options.comp_node_seq_record_level == 2 and (options.fake_next_exec or options.var_sanity_check_first_run):
+            raise LiteUsageError("both fake_next_exec and var_sanity_check_first_run must be false when "
+                                 "comp_node_seq_record_level is 2")
         plain = self._unwrap(data, source)
         model = CompiledModel(read_model(plain, source), self._session_config(), plain)
         self.model_bytes = data
@@ -266,11 +276,13 @@ class LiteNetwork:
                                         for _ in range(shape[0])]
 
     def _io(self, name: str, inputs: bool) -> LiteIO:
-        """The user's LiteIO config for ``name``, or a default one (the key of the callbacks' dicts)."""
+        """The key of the callbacks' dicts: a LiteIO describing the tensor as the network holds it (host memory,
+        the configured IO type), not the user's config object, as in the original."""
+        io_type = LiteIOType.LITE_IO_VALUE
         for cfg in self.network_io.inputs if inputs else self.network_io.outputs:
             if cfg.name == name:
-                return cfg
-        return LiteIO(name)
+                io_type = cfg.io_type
+        return LiteIO(name, is_host=True, io_type=io_type)
 
     # ------------------------------------------------------------------ running
 
@@ -318,11 +330,20 @@ class LiteNetwork:
         feeds = self._gather_inputs()
         plan = self._plan
         if any(feeds[s.name].shape != s.shape or feeds[s.name].dtype != s.dtype.np_dtype for s in plan.inputs):
+            if self.config.options.const_shape:
+                spec = next(s for s in plan.inputs if feeds[s.name].shape != s.shape)
+                raise InvalidInputError(f"disallowed shape change: {{{','.join(map(str, spec.shape))}}} vs "
+                                        f"{{{','.join(map(str, feeds[spec.name].shape))}}} (options.const_shape is set)")
             plan = self._model.plan({k: v.shape for k, v in feeds.items()}, {k: v.dtype for k, v in feeds.items()})
             self._plan = plan
         outputs: dict[str, np.ndarray] = {}
+        user_memory = self.config.options.force_output_use_user_specified_memory
         for spec in plan.outputs:
             impl = self._outputs[spec.name]
+            if user_memory and not (impl.memory is not None and impl.memory.borrowed):
+                raise LiteUsageError(f"assertion `dev_tensor_valid()' failed: output {spec.name!r} has no memory of "
+                                     f"its own; with force_output_use_user_specified_memory, give every output "
+                                     f"memory with set_data_by_share before forward")
             arr = impl.array()
             if arr.shape != spec.shape or arr.dtype != spec.dtype.np_dtype:
                 impl.set_layout(spec.shape, spec.dtype.np_dtype)
@@ -356,6 +377,7 @@ class LiteNetwork:
 
     def wait(self) -> None:
         """Block until the last ``forward`` has finished; re-raises an error of an asynchronous forward."""
+        self._require_loaded("wait")
         pending, self._pending = self._pending, None
         if pending is not None:
             pending.join()
@@ -411,8 +433,12 @@ class LiteNetwork:
         return list(self._input_order) if self._model is not None else None
 
     def get_all_output_name(self) -> list[str] | None:
-        """Output names in the model's order; None before ``load``."""
-        return list(self._outputs) if self._model is not None else None
+        """Output names: those named in the LiteNetworkIO config first (in its order), then the rest in the
+        model's order, as the original lists them; None before ``load``."""
+        if self._model is None:
+            return None
+        configured = [io.name for io in self.network_io.outputs if io.name in self._outputs]
+        return list(dict.fromkeys(configured + list(self._outputs)))
 
     def get_input_name(self, index: int) -> str:
         names = self.get_all_input_name() or []

@@ -487,9 +487,10 @@ class TensorImpl:
         return sub
 
     def to_numpy(self) -> np.ndarray:
-        """A C-contiguous copy of the contents."""
+        """A C-contiguous copy of the contents; ``np.array([], dtype)`` (shape (0,)) when there are no elements,
+        also for layouts such as [0, 3], as in the original."""
         if self.nbytes == 0:
-            return np.zeros(self._shape if self._shape else (0,), dtype=self.dtype)
+            return np.array([], dtype=self.dtype)
         return np.array(self.array(), order="C", copy=True)
 
 

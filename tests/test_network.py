@@ -115,7 +115,7 @@ def test_wrong_dtype_is_a_clear_error_and_the_network_recovers():
     ref = reference(SMALL)
     network = loaded()
     network.get_io_tensor("data").set_data_by_copy(np.zeros((1, 3, 64, 64), np.int32))
-    with pytest.raises(InvalidInputError, match="'data' expects dtype Float32"):
+    with pytest.raises(InvalidInputError, match="dtype mismatch: get=Int32 expect=Float32"):
         network.forward()
     network.get_io_tensor("data").set_data_by_copy(ref["input:data"])
     network.forward()

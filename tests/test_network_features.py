@@ -93,7 +93,7 @@ def test_async_error_surfaces_at_wait():
     network.async_with_callback(lambda: 0)
     network.get_io_tensor("data").set_data_by_copy(np.zeros((1, 3, 64, 64), np.int32))
     network.forward()
-    with pytest.raises(RuntimeError, match="expects dtype Float32"):
+    with pytest.raises(RuntimeError, match="dtype mismatch: get=Int32 expect=Float32"):
         network.wait()
 
 
@@ -195,8 +195,13 @@ def test_options_without_meaning_are_accepted_in_the_right_state(tmp_path):
     network.set_network_algo_workspace_limit(1 << 20)
     for call in (network.enable_cpu_inplace_mode, network.use_tensorrt, network.enable_global_layout_transform,
                  lambda: network.extra_configure(LiteExtraConfig())):
-        with pytest.raises(LiteUsageError, match="should be used before model loaded"):
+        with pytest.raises(LiteUsageError, match="should be (used|configured) before model loaded"):
             call()
+    with pytest.raises(LiteUsageError, match="should call enable_global_layout_transform before"):
+        network.dump_layout_transform_model(str(tmp_path / "again.mge"))
+    network = LiteNetwork()
+    network.enable_global_layout_transform()
+    network.load(model_path(SMALL))
     network.dump_layout_transform_model(str(tmp_path / "again.mge"))
     again = LiteNetwork()
     again.load(str(tmp_path / "again.mge"))
@@ -276,5 +281,6 @@ def test_persistent_cache_rejects_a_foreign_file(tmp_path, monkeypatch):
     bogus.write_bytes(b"not a zip at all")
     with pytest.raises(RuntimeError, match="not a megenginelite persistent cache"):
         LiteGlobal.set_persistent_cache(str(bogus))
+    LiteGlobal.set_persistent_cache("/nonexistent-dir/x.cache")  # as the original: only writing fails
     with pytest.raises(RuntimeError, match="failed to open"):
-        LiteGlobal.set_persistent_cache("/nonexistent-dir/x.cache")
+        LiteGlobal.dump_persistent_cache("/nonexistent-dir/x.cache")

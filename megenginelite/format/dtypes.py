@@ -62,6 +62,9 @@ _BY_NUMPY = {np.dtype(t): DType(n, np.dtype(t)) for n, t in [
     ("Int8", np.int8), ("Uint8", np.uint8), ("Uint16", np.uint16), ("Bool", np.bool_)]}
 
 
+NUMPY_DTYPES = frozenset(_BY_NUMPY)
+
+
 def from_numpy(dt) -> DType:
     """The plain (non-quantized) MegEngine dtype stored as numpy type ``dt``."""
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import infer_nn  # noqa: F401  (register the NN shape rules)
+from . import infer_image, infer_index, infer_linalg, infer_nn, infer_vision  # noqa: F401  (register the shape rules)
 from .build import build_graph, canonical_kind
 from .infer import infer_graph
 from .ir import Graph, Op, Var

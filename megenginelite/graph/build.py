@@ -15,7 +15,9 @@ INPUT_OPRS = {"Host2DeviceCopy"}
 CONST_OPRS = {"ImmutableTensor", "SharedDeviceTensor", "MultipleDeviceTensorHolder",
               "SharedDeviceTensorWithFormat", "MultipleDeviceTensorWithFormatHolder"}
 
-_RENAMES = {"ConvBiasForward": "ConvBias", "ConvolutionForward": "Convolution"}
+_RENAMES = {"ConvBiasForward": "ConvBias", "ConvolutionForward": "Convolution", "CorrelationForward": "Correlation",
+            "DeformableConvForward": "DeformableConv", "LSTMForward": "LSTM", "NMSKeepMGB": "NMSKeep",
+            "LocalShareForward": "LocalShare"}
 
 
 def canonical_kind(type_name: str) -> str:

@@ -135,3 +135,24 @@ BOOL_RESULT = {"ISNAN", "ISINF"}
 
 def mode_name(mode: int) -> str:
     return MODES[mode][0] if mode in MODES else f"mode {mode}"
+
+
+def _fma3_to_int8(x, y, z):
+    """k * x + b in float32, rounded half to even and saturated to int8 (MegDNN's Fma3iXxf32xf32xiYOp)."""
+    return np.clip(np.rint(y * x.astype(np.float32) + z), -128, 127).astype(np.int8)
+
+
+# ElemwiseMultiType modes that are not quantized: value -> (name, inputs, numpy function, output numpy dtype)
+MULTI_MODES: dict[int, tuple[str, int, object, np.dtype]] = {
+    0: ("FUSE_MUL_ADD3_INT16x32x32x32", 3, lambda x, y, z: x.astype(np.int32) * y + z, np.dtype(np.int32)),
+    1: ("FUSE_MUL_ADD3_IXxF32xF32xI8", 3, _fma3_to_int8, np.dtype(np.int8)),
+    54: ("FUSE_MUL_ADD3_INT16xF32xF32xF32", 3, lambda x, y, z: x.astype(np.float32) * y + z, np.dtype(np.float32)),
+    55: ("MUL_INT16xF32xF32", 2, lambda x, y: x.astype(np.float32) * y, np.dtype(np.float32)),
+    56: ("FUSE_MUL_ADD3_UINT8xF32xF32xF32", 3, lambda x, y, z: x.astype(np.float32) * y + z, np.dtype(np.float32)),
+    58: ("EQ", 2, np.equal, np.dtype(np.bool_)),
+    59: ("NEQ", 2, np.not_equal, np.dtype(np.bool_)),
+    60: ("LT", 2, np.less, np.dtype(np.bool_)),
+    61: ("LEQ", 2, np.less_equal, np.dtype(np.bool_)),
+    62: ("ISNAN", 1, np.isnan, np.dtype(np.bool_)),
+    63: ("ISINF", 1, np.isinf, np.dtype(np.bool_)),
+}

@@ -357,7 +357,7 @@ def subtensor_index(op: Op, ndim: int, values: list[Var]) -> tuple[list, list[in
         a = norm_axis(op, axis, ndim)
         if has_idx:
             v = next(it)
-            if op.kind == "Subtensor":
+            if op.kind in SUBTENSOR_KINDS:
                 index[a] = const_ints(op, v, "index")[0]
                 removed.append(a)
             else:
@@ -372,27 +372,11 @@ def subtensor_index(op: Op, ndim: int, values: list[Var]) -> tuple[list, list[in
     return index, removed
 
 
-@shape_rule("Subtensor")
-def _subtensor_shape(op: Op):
-    x = op.inputs[0]
-    index, _ = subtensor_index(op, len(x.shape), op.inputs[1:])
-    probe = np.empty(x.shape, np.bool_)
-    try:
-        shape = probe[tuple(index)].shape
-    except IndexError as exc:
-        raise fail(op, f"index out of range for shape {list(x.shape)}: {exc}") from None
-    return [(shape or (1,), x.dtype)]
-
-
-@fold_rule("Subtensor")
-def _subtensor_fold(op: Op, xs):
-    index, _ = subtensor_index(op, xs[0].ndim, op.inputs[1:])
-    out = xs[0][tuple(index)]
-    return [out.reshape(-1) if out.ndim == 0 else out.copy()]
+SUBTENSOR_KINDS = {"Subtensor", "SetSubtensor", "IncrSubtensor"}  # indexed by ints and slices only
 
 
 def advanced_index(op: Op, x_shape, index: list):
-    """numpy index objects for IndexingMultiAxisVec, with int vectors as given by constants or zeros."""
+    """numpy index objects, with int vectors as given by constants or zeros (for shape probing)."""
     np_index = []
     for entry in index:
         if isinstance(entry, Var):
@@ -403,23 +387,51 @@ def advanced_index(op: Op, x_shape, index: list):
     return tuple(np_index)
 
 
-@shape_rule("IndexingMultiAxisVec")
-def _indexing_shape(op: Op):
+def indexed_shape(op: Op, x_shape: tuple[int, ...], index: list) -> tuple[int, ...]:
+    """Shape of x[index] (integer indices remove their axis; a 0-d result is (1,))."""
+    try:
+        shape = np.empty(x_shape, np.bool_)[advanced_index(op, x_shape, index)].shape
+    except IndexError as exc:
+        raise fail(op, f"bad index for shape {list(x_shape)}: {exc}") from None
+    return shape or (1,)
+
+
+@shape_rule("Subtensor", "IndexingMultiAxisVec")
+def _subtensor_shape(op: Op):
     x = op.inputs[0]
     index, _ = subtensor_index(op, len(x.shape), op.inputs[1:])
-    probe = np.empty(x.shape, np.bool_)
-    np_index = advanced_index(op, x.shape, index)
-    try:
-        shape = probe[np_index].shape
-    except IndexError as exc:
-        raise fail(op, f"bad index for shape {list(x.shape)}: {exc}") from None
-    return [(shape or (1,), x.dtype)]
+    return [(indexed_shape(op, x.shape, index), x.dtype)]
 
 
-@fold_rule("IndexingMultiAxisVec")
-def _indexing_fold(op: Op, xs):
+@fold_rule("Subtensor", "IndexingMultiAxisVec")
+def _subtensor_fold(op: Op, xs):
     index, _ = subtensor_index(op, xs[0].ndim, op.inputs[1:])
-    return [np.asarray(xs[0][advanced_index(op, xs[0].shape, index)])]
+    out = np.asarray(xs[0][advanced_index(op, xs[0].shape, index)])
+    return [out.reshape(-1) if out.ndim == 0 else out.copy()]
+
+
+@shape_rule("SetSubtensor", "IncrSubtensor", "IndexingSetMultiAxisVec", "IndexingIncrMultiAxisVec")
+def _set_subtensor_shape(op: Op):
+    x, value = op.inputs[:2]
+    index, _ = subtensor_index(op, len(x.shape), op.inputs[2:])
+    target = indexed_shape(op, x.shape, index)
+    if broadcast_shapes(op, [value.shape, target]) != tuple(target):
+        raise fail(op, f"value shape {list(value.shape)} does not broadcast to the indexed shape {list(target)}")
+    return same(op)
+
+
+@fold_rule("SetSubtensor", "IncrSubtensor", "IndexingSetMultiAxisVec", "IndexingIncrMultiAxisVec")
+def _set_subtensor_fold(op: Op, xs):
+    x, value = xs[:2]
+    index, _ = subtensor_index(op, x.ndim, op.inputs[2:])
+    np_index = advanced_index(op, x.shape, index)
+    value = np.broadcast_to(value, indexed_shape(op, x.shape, index)).reshape(x[np_index].shape)
+    out = x.copy()
+    if "Incr" in op.kind:
+        np.add.at(out, np_index, value)
+    else:
+        out[np_index] = value
+    return [out]
 
 
 # ---------------------------------------------------------------------------------------------- reductions

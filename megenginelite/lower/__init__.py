@@ -5,7 +5,7 @@ from __future__ import annotations
 import onnx
 
 from ..graph.ir import Graph
-from . import elemwise, nn, shape  # noqa: F401  (register the lowerings)
+from . import elemwise, image, index, linalg, nn, norm, shape, vision  # noqa: F401  (register the lowerings)
 from .builder import LOWERINGS, OPSET, Builder, lowering
 
 __all__ = ["to_onnx", "LOWERINGS", "OPSET", "lowering"]

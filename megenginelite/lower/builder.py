@@ -15,15 +15,20 @@ OPSET = 18
 
 LoweringFn = Callable[["Builder", Op], list[str]]
 LOWERINGS: dict[str, LoweringFn] = {}
+# kind -> the modes / formats its lowering supports (for docs/operators.md); absent when the op has no modes
+SUPPORTED_MODES: dict[str, list[str]] = {}
 
 
-def lowering(*kinds: str):
-    """Register the function that lowers MegBrain operators of these kinds to ONNX nodes."""
+def lowering(*kinds: str, modes=None):
+    """Register the function that lowers MegBrain operators of these kinds to ONNX nodes; ``modes`` names the
+    modes (or formats) it handles, for the coverage table."""
     def register(fn: LoweringFn) -> LoweringFn:
         for k in kinds:
             if k in LOWERINGS:
                 raise ValueError(f"two lowerings for {k}")
             LOWERINGS[k] = fn
+            if modes is not None:
+                SUPPORTED_MODES[k] = [str(m) for m in modes]
         return fn
     return register
 
@@ -65,8 +70,9 @@ class Builder:
         return self.name(op.inputs[i])
 
     def const(self, value, hint: str = "const", dtype=None) -> str:
-        """An initializer holding ``value``; identical small constants are shared."""
-        arr = np.ascontiguousarray(np.asarray(value, dtype=dtype))
+        """An initializer holding ``value`` (0-d values stay 0-d); identical small constants are shared."""
+        arr = np.asarray(value, dtype=dtype)
+        arr = np.ascontiguousarray(arr) if arr.ndim else arr
         key = None
         if arr.size <= 16:
             key = (arr.dtype.str, arr.shape, arr.tobytes())
@@ -90,6 +96,22 @@ class Builder:
 
     def cast(self, value: str, dtype) -> str:
         return self.node("Cast", [value], to=onnx_type(dtype))
+
+    def float32(self, op: Op, i: int) -> str:
+        """Input i as float32, for kernels that MegDNN runs in float32 whatever the storage dtype."""
+        value = self.inp(op, i)
+        return value if op.inputs[i].dtype.np_dtype == np.float32 else self.cast(value, np.float32)
+
+    def from_float32(self, value: str, dtype) -> str:
+        """A float32 result stored as ``dtype``; integers are rounded and saturated like MegDNN's converters."""
+        dtype = np.dtype(dtype)
+        if dtype == np.float32:
+            return value
+        if np.issubdtype(dtype, np.integer):
+            info = np.iinfo(dtype)
+            value = self.node("Clip", [self.node("Round", [value]), self.const(np.float32(info.min)),
+                                       self.const(np.float32(info.max))])
+        return self.cast(value, dtype)
 
     def reshape(self, value: str, shape) -> str:
         return self.node("Reshape", [value, self.ints(shape)])
@@ -138,7 +160,9 @@ class Builder:
                         outputs.append(helper.make_tensor_value_info(f"var{var.id}", onnx_type(var.dtype.np_dtype),
                                                                      list(var.shape)))
         g = helper.make_graph(self.nodes, name, inputs, outputs, self.initializers)
-        model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="megenginelite")
+        extra = sorted({n.domain for n in self.nodes if n.domain})  # e.g. com.microsoft for ORT contrib ops
+        opsets = [helper.make_opsetid("", OPSET)] + [helper.make_opsetid(d, 1) for d in extra]
+        model = helper.make_model(g, opset_imports=opsets, producer_name="megenginelite")
         model.ir_version = 8
         return model
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import UnsupportedOperatorError
 from ..graph.elemwise_modes import mode_name
+from ..graph.infer import multi_type_mode
 from ..graph.ir import Op
 from .builder import Builder, lowering
 
@@ -287,7 +288,7 @@ def _atan2(b: Builder, y: str, x: str, dt) -> str:
 EMITTERS["ATAN2"] = _atan2
 
 
-@lowering("Elemwise")
+@lowering("Elemwise", modes=[name for name, emit in EMITTERS.items() if emit])
 def lower_elemwise(b: Builder, op: Op) -> list[str]:
     """Element-wise math with numpy broadcasting; the mode picks the function (see mge_format.md 5.3)."""
     name = mode_name(op.params.get("mode", 0))
@@ -299,6 +300,38 @@ def lower_elemwise(b: Builder, op: Op) -> list[str]:
         return [emit(b, *[b.name(v) for v in op.inputs], dt)]
     except TypeError as exc:
         raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: Elemwise {name} on {dt}: {exc}") from None
+
+
+def _f32(b: Builder, x: str) -> str:
+    return b.cast(x, np.float32)
+
+
+def _fma3_to_int8(b, x, y, z):
+    rounded = b.node("Round", [b.node("Add", [b.node("Mul", [y, _f32(b, x)]), z])])
+    return b.cast(b.node("Clip", [rounded, _c(b, -128, np.float32), _c(b, 127, np.float32)]), np.int8)
+
+
+# ElemwiseMultiType mode name -> emitter(builder, *inputs) -> value name
+MULTI_EMITTERS = {
+    "FUSE_MUL_ADD3_INT16x32x32x32": lambda b, x, y, z: b.node("Add", [b.node("Mul", [b.cast(x, np.int32), y]), z]),
+    "FUSE_MUL_ADD3_IXxF32xF32xI8": _fma3_to_int8,
+    "FUSE_MUL_ADD3_INT16xF32xF32xF32": lambda b, x, y, z: b.node("Add", [b.node("Mul", [_f32(b, x), y]), z]),
+    "MUL_INT16xF32xF32": lambda b, x, y: b.node("Mul", [_f32(b, x), y]),
+    "FUSE_MUL_ADD3_UINT8xF32xF32xF32": lambda b, x, y, z: b.node("Add", [b.node("Mul", [_f32(b, x), y]), z]),
+    "EQ": lambda b, x, y: b.node("Equal", [x, y]),
+    "NEQ": lambda b, x, y: b.node("Not", [b.node("Equal", [x, y])]),
+    "LT": lambda b, x, y: b.node("Less", [x, y]),
+    "LEQ": lambda b, x, y: b.node("LessOrEqual", [x, y]),
+    "ISNAN": lambda b, x: b.node("IsNaN", [x]),
+    "ISINF": lambda b, x: b.node("IsInf", [x]),
+}
+
+
+@lowering("ElemwiseMultiType", modes=MULTI_EMITTERS)
+def lower_elemwise_multi_type(b: Builder, op: Op) -> list[str]:
+    """Element-wise ops whose output dtype differs from the inputs': bool comparisons, int/float fused mul-adds."""
+    name = multi_type_mode(op)[0]
+    return [MULTI_EMITTERS[name](b, *[b.name(v) for v in op.inputs])]
 
 
 @lowering("PowC")

@@ -6,42 +6,81 @@ import numpy as np
 
 from ..errors import UnsupportedOperatorError
 from ..graph.infer import REDUCE_MODES, reduce_plan
-from ..graph.infer_nn import adaptive_pooling_geometry, conv_geometry, deconv_geometry
+from ..graph.infer_nn import (adaptive_pooling_geometry, conv_geometry, conv_input_layout, conv_layout, deconv_geometry,
+                               LAYOUTS, RELAYOUT_MODES, nchw_shape, onnx_filter, relayout_plan)
 from ..graph.ir import Op
 from .builder import Builder, lowering
 
 NONLINEARITIES = {0: None, 1: "Relu", 2: "Sigmoid", 3: "HardSwish"}
+CONV_MODES = ["CROSS_CORRELATION", "CONVOLUTION", "DENSE", "GROUP"] + [f"format {name}" for name, _ in LAYOUTS.values()]
+POOL_NAMES = ["MAX", "AVERAGE", "AVERAGE_COUNT_EXCLUDE_PADDING"]
+
+
+# layout -> (permutation to NC(H)(W) order before merging the channel blocks, permutation back)
+_LAYOUT_PERMS = {"NHWC": ([0, 3, 1, 2], [0, 2, 3, 1]), "NHWCD4": ([0, 2, 4, 1, 3], [0, 3, 1, 4, 2])}
+_BLOCKED_PERMS = ([0, 1, 4, 2, 3], [0, 1, 3, 4, 2])
+
+
+def to_nchw(b: Builder, value: str, shape: tuple[int, ...], layout: str) -> str:
+    """An image stored in ``layout`` (NHWC, NHWCD4, NCHWxx) as NCHW."""
+    if layout == "NCHW":
+        return value
+    out = b.node("Transpose", [value], perm=_LAYOUT_PERMS.get(layout, _BLOCKED_PERMS)[0])
+    return out if layout == "NHWC" else b.reshape(out, nchw_shape(shape, layout))
+
+
+def from_nchw(b: Builder, value: str, shape: tuple[int, ...], layout: str) -> str:
+    """An NCHW image stored as ``layout``; ``shape`` is its shape there."""
+    if layout == "NCHW":
+        return value
+    if layout != "NHWC":
+        n, c, h, w = nchw_shape(shape, layout)
+        value = b.reshape(value, (n, c // shape[-1], shape[-1], h, w))
+    return b.node("Transpose", [value], perm=_LAYOUT_PERMS.get(layout, _BLOCKED_PERMS)[1])
+
+
+@lowering("RelayoutFormat", modes=[f"{a}_{b}" for a, b in RELAYOUT_MODES.values()])
+def lower_relayout_format(b: Builder, op: Op) -> list[str]:
+    """Change an image's layout (NCHW, NHWC, NHWCD4, NCHW4, NCHW88), zero-padding channels to the new block."""
+    src, dst, padded = relayout_plan(op)
+    x = op.inputs[0].shape
+    value = to_nchw(b, b.inp(op, 0), x, src)
+    extra = padded[1] - nchw_shape(x, src)[1]
+    if extra:
+        value = b.node("Pad", [value, b.ints([0, 0, 0, 0, 0, extra, 0, 0], "pads")])
+    return [from_nchw(b, value, op.outputs[0].shape, dst)]
 
 
 def _conv(b: Builder, op: Op, bias: str | None = None) -> str:
+    """The convolution of an input in the op's layout (computed in NCHW with the filter unblocked)."""
     groups, oc, kernel, pads, strides, dilations = conv_geometry(op)
+    layout, _ = conv_layout(op)
     w_var = op.inputs[1]
     flip = op.params.get("mode", 0) == 1
     if w_var.is_const:
-        w = w_var.const
-        if groups > 1:
-            w = w.reshape((oc,) + w.shape[2:])
-        if flip:
-            w = w[..., ::-1, ::-1]
-        weight = b.const(np.ascontiguousarray(w), "weight")
+        w = onnx_filter(op, w_var.const)
+        weight = b.const(np.ascontiguousarray(w[..., ::-1, ::-1] if flip else w), "weight")
+    elif flip or layout != "NCHW":
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: a computed filter with "
+                                       f"CONVOLUTION mode or a packed format")
     else:
-        if flip:
-            raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: CONVOLUTION mode on a computed filter")
         weight = b.inp(op, 1)
         if groups > 1:
             weight = b.reshape(weight, (oc, w_var.shape[2]) + tuple(kernel))
-    inputs = [b.inp(op, 0), weight] + ([bias] if bias else [])
-    return b.node("Conv", inputs, group=groups, kernel_shape=kernel, pads=pads * 2, strides=strides,
-                  dilations=dilations)
+    inputs = [to_nchw(b, b.inp(op, 0), op.inputs[0].shape, conv_input_layout(op)), weight] + ([bias] if bias else [])
+    out = b.node("Conv", inputs, group=groups, kernel_shape=kernel, pads=pads * 2, strides=strides,
+                 dilations=dilations)
+    return from_nchw(b, out, op.outputs[0].shape, layout)
 
 
-@lowering("Convolution")
+@lowering("Convolution", modes=CONV_MODES)
 def lower_convolution(b: Builder, op: Op) -> list[str]:
-    """2-D NCHW convolution, dense or grouped; mode CONVOLUTION flips the kernel."""
+    """2-D convolution, dense or grouped, in NCHW or a blocked layout (NCHW44/88, NHWCD4); mode CONVOLUTION
+    flips the kernel."""
     return [_conv(b, op)]
 
 
-@lowering("ConvBias")
+@lowering("ConvBias", modes=CONV_MODES + [f"nonlineMode {m}" for m in ("IDENTITY", "RELU", "SIGMOID", "H_SWISH")])
 def lower_conv_bias(b: Builder, op: Op) -> list[str]:
     """act(conv(x, w) + bias [+ z]) with act in {identity, relu, sigmoid, h-swish}."""
     mode = op.params.get("nonlineMode", 0)
@@ -49,7 +88,7 @@ def lower_conv_bias(b: Builder, op: Op) -> list[str]:
         raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: ConvBias nonlineMode {mode}")
     if op.output_dtype is not None and op.output_dtype.quantized:
         raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: quantized ConvBias")
-    oc = op.outputs[0].shape[1]
+    oc = conv_geometry(op)[1]
     bias_var = op.inputs[2] if len(op.inputs) > 2 else None
     conv_bias = None
     if bias_var is not None and bias_var.is_const and int(np.prod(bias_var.shape)) == oc:
@@ -67,22 +106,27 @@ POOL_MODES = {0: ("MaxPool", {}), 1: ("AveragePool", {"count_include_pad": 1}),
               2: ("AveragePool", {"count_include_pad": 0})}
 
 
-@lowering("Pooling")
+@lowering("Pooling", modes=POOL_NAMES + [f"format {name}" for name, _ in LAYOUTS.values()])
 def lower_pooling(b: Builder, op: Op) -> list[str]:
-    """MAX / AVERAGE (padding counted) / AVERAGE_COUNT_EXCLUDE_PADDING pooling, floor output size."""
+    """MAX / AVERAGE (padding counted) / AVERAGE_COUNT_EXCLUDE_PADDING pooling, floor output size; NCHW or a
+    blocked layout (NCHW44/88, NHWCD4)."""
     p = op.params
     mode = p.get("mode", 0)
     if mode not in POOL_MODES:
         raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: Pooling mode {mode}")
     onnx_op, extra = POOL_MODES[mode]
-    x = op.inputs[0].shape
+    layout, _ = conv_layout(op)
+    x = nchw_shape(op.inputs[0].shape, layout)
+    value = to_nchw(b, b.inp(op, 0), op.inputs[0].shape, layout)
     kernel, pads, strides = [p["window_h"], p["window_w"]], [p["pad_h"], p["pad_w"]], [p["stride_h"], p["stride_w"]]
     if kernel == list(x[2:]) and pads == [0, 0]:
-        return [b.node("GlobalMaxPool" if mode == 0 else "GlobalAveragePool", [b.inp(op, 0)])]
-    return [b.node(onnx_op, [b.inp(op, 0)], kernel_shape=kernel, pads=pads * 2, strides=strides, **extra)]
+        out = b.node("GlobalMaxPool" if mode == 0 else "GlobalAveragePool", [value])
+    else:
+        out = b.node(onnx_op, [value], kernel_shape=kernel, pads=pads * 2, strides=strides, **extra)
+    return [from_nchw(b, out, op.outputs[0].shape, layout)]
 
 
-@lowering("AdaptivePooling")
+@lowering("AdaptivePooling", modes=POOL_NAMES)
 def lower_adaptive_pooling(b: Builder, op: Op) -> list[str]:
     """Pooling with stride floor(in/out) and window in-(out-1)*stride (MegEngine's rule, not PyTorch's)."""
     mode = op.params.get("mode", 0)
@@ -148,7 +192,7 @@ def lower_layer_norm(b: Builder, op: Op) -> list[str]:
 REDUCE_ONNX = {0: "ReduceSum", 1: "ReduceSumSquare", 2: "ReduceProd", 3: "ReduceMin", 4: "ReduceMax", 5: "ReduceMean"}
 
 
-@lowering("Reduce")
+@lowering("Reduce", modes=REDUCE_MODES.values())
 def lower_reduce(b: Builder, op: Op) -> list[str]:
     """SUM / SUM_SQR / PRODUCT / MIN / MAX / MEAN along one axis (kept as size 1) or down to a target shape."""
     mode = op.params.get("mode", 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph.infer import norm_axis, subtensor_index
+from ..graph.infer import indexed_shape, norm_axis, subtensor_index
 from ..graph.ir import Op, Var
 from .builder import Builder, lowering
 
@@ -72,23 +72,14 @@ def _slices(b: Builder, value: str, shape: tuple[int, ...], index: list) -> str:
                             b.ints(steps, "steps")])
 
 
-@lowering("Subtensor")
-def lower_subtensor(b: Builder, op: Op) -> list[str]:
-    """Python slicing with constant begin/end/step per axis; an integer index removes its axis."""
-    x = op.inputs[0]
-    index, _ = subtensor_index(op, len(x.shape), op.inputs[1:])
-    out = _slices(b, b.inp(op, 0), x.shape, index)
-    return [b.reshape(out, op.outputs[0].shape)]
-
-
-@lowering("IndexingMultiAxisVec")
-def lower_indexing_multi_axis_vec(b: Builder, op: Op) -> list[str]:
-    """numpy advanced indexing: int vectors on some axes (broadcast together), slices on others."""
-    x = op.inputs[0]
-    index, _ = subtensor_index(op, len(x.shape), op.inputs[1:])
+def select(b: Builder, value: str, shape: tuple[int, ...], index: list) -> str:
+    """value[index] for an index from ``subtensor_index``: slices, ints (their axis kept as size 1) and int vectors
+    (numpy advanced indexing, broadcast together)."""
+    if not any(isinstance(e, Var) for e in index):
+        return _slices(b, value, shape, index)
     sliced_index = [e if isinstance(e, slice) else slice(None) for e in index]
-    value = _slices(b, b.inp(op, 0), x.shape, sliced_index)
-    shape = np.empty(x.shape, np.bool_)[tuple(sliced_index)].shape
+    value = _slices(b, value, shape, sliced_index)
+    shape = np.empty(shape, np.bool_)[tuple(sliced_index)].shape
     vec_axes = [a for a, e in enumerate(index) if isinstance(e, Var)]
     idx_shape = tuple(np.broadcast_shapes(*[index[a].shape for a in vec_axes]))
 
@@ -103,8 +94,7 @@ def lower_indexing_multi_axis_vec(b: Builder, op: Op) -> list[str]:
 
     if len(vec_axes) == 1:
         a = vec_axes[0]
-        out = b.node("Gather", [value, index_value(index[a], shape[a])], axis=a)
-        return [b.reshape(out, op.outputs[0].shape)]
+        return b.node("Gather", [value, index_value(index[a], shape[a])], axis=a)
     # Several vector axes: move them to the front, gather with stacked coordinates.
     rest = [a for a in range(len(shape)) if a not in vec_axes]
     moved = b.node("Transpose", [value], perm=vec_axes + rest)
@@ -116,4 +106,26 @@ def lower_indexing_multi_axis_vec(b: Builder, op: Op) -> list[str]:
         n = k + len(rest)
         perm = list(range(k, k + first)) + list(range(k)) + list(range(k + first, n))
         out = b.node("Transpose", [out], perm=perm)
-    return [b.reshape(out, op.outputs[0].shape)]
+    return out
+
+
+@lowering("Subtensor", "IndexingMultiAxisVec")
+def lower_subtensor(b: Builder, op: Op) -> list[str]:
+    """Python/numpy indexing: constant slices, integer indices (which remove their axis) and, for
+    IndexingMultiAxisVec, int vectors (broadcast together)."""
+    x = op.inputs[0]
+    index, _ = subtensor_index(op, len(x.shape), op.inputs[1:])
+    return [b.reshape(select(b, b.inp(op, 0), x.shape, index), op.outputs[0].shape)]
+
+
+@lowering("SetSubtensor", "IncrSubtensor", "IndexingSetMultiAxisVec", "IndexingIncrMultiAxisVec")
+def lower_set_subtensor(b: Builder, op: Op) -> list[str]:
+    """A copy of x with x[index] set to (Set*) or incremented by (Incr*) the value broadcast to the indexed shape."""
+    x, value = op.inputs[:2]
+    index, _ = subtensor_index(op, len(x.shape), op.inputs[2:])
+    positions = b.const(np.arange(int(np.prod(x.shape)), dtype=np.int64).reshape(x.shape), "positions")
+    positions = b.reshape(select(b, positions, x.shape, index), [-1])
+    value = b.reshape(b.node("Expand", [b.name(value), b.ints(indexed_shape(op, x.shape, index))]), [-1])
+    out = b.node("ScatterElements", [b.reshape(b.inp(op, 0), [-1]), positions, value], axis=0,
+                 reduction="add" if "Incr" in op.kind else "none")
+    return [b.reshape(out, x.shape)]

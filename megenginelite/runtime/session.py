@@ -14,7 +14,7 @@ import onnxruntime as ort
 
 from ..errors import DeviceError, InvalidInputError, LiteError
 from ..format import ModelRecord
-from ..format.dtypes import DType
+from ..format.dtypes import NUMPY_DTYPES, DType, from_numpy
 from ..graph import Graph, build_graph, infer_graph
 from ..lower import to_onnx
 from .cache import SAVED_LEVEL, active_cache, cache_key
@@ -113,8 +113,9 @@ class CompiledModel:
             raise LiteError(f"{record.source}: output names are not unique: {self.output_names}")
         for provider in config.providers:
             if provider not in ort.get_available_providers():
-                raise DeviceError(f"ONNX Runtime provider {provider} is not available here "
-                                  f"(available: {ort.get_available_providers()})")
+                raise DeviceError(f"request gpu0 out of valid range [0, 0): ONNX Runtime provider {provider} is not "
+                                  f"available here (available: {ort.get_available_providers()}); install "
+                                  f"onnxruntime-gpu (pip install 'megenginelite[cuda]') on a machine with a GPU")
 
     @property
     def source(self) -> str:
@@ -153,8 +154,9 @@ class CompiledModel:
         input_dtypes = {}
         for (name, _, dt), spec in zip(key, self.input_specs):
             if np.dtype(dt) != spec.dtype.np_dtype:
-                raise InvalidInputError(f"{self.source}: input {name!r} expects dtype {spec.dtype.name} "
-                                        f"({spec.dtype.np_dtype}), got {np.dtype(dt)}")
+                got = from_numpy(np.dtype(dt)).name if np.dtype(dt) in NUMPY_DTYPES else str(np.dtype(dt))
+                raise InvalidInputError(f"{self.source}: dtype mismatch: get={got} expect={spec.dtype.name} "
+                                        f"(input {name!r} expects {spec.dtype.np_dtype}, got {np.dtype(dt)})")
             input_dtypes[name] = spec.dtype
         infer_graph(graph, {name: shape for name, shape, _ in key}, input_dtypes)
         cache = active_cache() if self._model_bytes is not None and not config.expose_vars else None

@@ -1,0 +1,143 @@
+"""Lowerings of the image operators: Padding, Resize, WarpPerspective, WarpAffine and Remap.
+
+The warps and Remap compute a float32 source coordinate per output pixel and sample it bilinearly with MegDNN's
+border rules (``sample_bilinear``): each of the four neighbours is mapped into the image by the border mode (or
+replaced by the border value for CONSTANT), and the neighbours are weighted by the fractional parts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph.infer_image import (INTERP_MODES, NCHW, NHWC, image_axes, nearest_table, padding_plan, warp_border,
+                                 warp_inputs)
+from ..graph.ir import Op
+from .builder import Builder, lowering
+
+INTER_TAB_SIZE = 32  # OpenCV's fixed-point coordinate resolution, used by MegDNN's x86 NHWC warp kernels
+WARP_MODES = ["LINEAR", "border REPLICATE", "border REFLECT", "border REFLECT_101", "border WRAP", "border CONSTANT",
+              "format NCHW", "format NHWC"]
+
+
+@lowering("Padding", modes=["REPLICATE", "REFLECT", "CONSTANT"])
+def lower_padding(b: Builder, op: Op) -> list[str]:
+    """Pad each axis by (front, back): CONSTANT value, REPLICATE the edge, or REFLECT without repeating the edge."""
+    mode, pads = padding_plan(op)
+    inputs = [b.inp(op, 0), b.ints([f for f, _ in pads] + [k for _, k in pads], "pads")]
+    if mode == "constant":
+        inputs.append(b.const(np.asarray(op.params.get("padding_val", 0.0), op.inputs[0].dtype.np_dtype), "pad"))
+    return [b.node("Pad", inputs, mode=mode)]
+
+
+@lowering("Resize", modes=["NEAREST", "LINEAR", "CUBIC", "format NCHW", "format NHWC"])
+def lower_resize(b: Builder, op: Op) -> list[str]:
+    """Resize H and W. LINEAR/CUBIC: half-pixel grid, src = (dst + 0.5) * in / out - 0.5, clamped at the edges
+    (cubic with a = -0.75); NEAREST: src = floor(dst * in / out) (see ``nearest_table``)."""
+    x, out = op.inputs[0], op.outputs[0]
+    fmt = op.params.get("format", NHWC)
+    h, w, c = image_axes(op, fmt)
+    mode = INTERP_MODES[op.params.get("imode", 1)]
+    if mode != "NEAREST":
+        return [b.node("Resize", [b.inp(op, 0), "", "", b.ints([out.shape[h], out.shape[w]], "sizes")], axes=[h, w],
+                       mode=mode.lower(), coordinate_transformation_mode="half_pixel", cubic_coeff_a=-0.75)]
+    value = b.inp(op, 0)
+    opencv = fmt == NHWC and x.shape[c] in (1, 3)
+    for axis in (h, w):
+        table = nearest_table(op, x.shape[axis], out.shape[axis], opencv)
+        if not np.array_equal(table, np.arange(x.shape[axis])):
+            value = b.node("Gather", [value, b.const(table, "index")], axis=axis)
+    return [value]
+
+
+def _f32(b: Builder, value: float) -> str:
+    return b.const(np.float32(value))
+
+
+def _border_index(b: Builder, p: str, size: int, mode: str) -> tuple[str, str | None]:
+    """int64 coordinates mapped into [0, size) by the border mode; for CONSTANT also the in-range mask."""
+    i64 = np.int64
+    if mode in ("REPLICATE", "CONSTANT") or size == 1:
+        index = b.node("Min", [b.node("Max", [p, b.const(i64(0))]), b.const(i64(size - 1))])
+        if mode != "CONSTANT":
+            return index, None
+        return index, b.node("And", [b.node("GreaterOrEqual", [p, b.const(i64(0))]), b.node("Less", [p, b.const(i64(size))])])
+    if mode == "WRAP":
+        return b.node("Mod", [p, b.const(i64(size))]), None
+    period = 2 * size if mode == "REFLECT" else 2 * size - 2
+    q = b.node("Mod", [p, b.const(i64(period))])
+    mirrored = b.node("Sub", [b.const(i64(period - 1 if mode == "REFLECT" else period)), q])
+    return b.node("Where", [b.node("GreaterOrEqual", [q, b.const(i64(size))]), mirrored, q]), None
+
+
+def sample_bilinear(b: Builder, op: Op, src: str, src_shape: tuple[int, ...], ah: str, aw: str,
+                    check_finite: bool = False) -> str:
+    """Bilinear samples of a float32 NCHW/NHWC image at source rows ``ah`` and columns ``aw`` (one per output
+    pixel, N x OH*OW values in any shape), with the op's border mode; returns the op's output."""
+    mode, border_val = warp_border(op)
+    out_shape = op.outputs[0].shape
+    h, w, c = image_axes(op, op.params.get("format", NHWC if op.kind != "WarpPerspective" else NCHW))
+    n, ih, iw, ch, k = src_shape[0], src_shape[h], src_shape[w], src_shape[c], out_shape[h] * out_shape[w]
+    nchw = c == 1
+    flat = b.reshape(src, (n, ch, ih * iw) if nchw else (n, ih * iw, ch))
+    per_pixel, full = ((n, 1, k), (n, ch, k)) if nchw else ((n, k, 1), (n, k, ch))
+    border = _f32(b, border_val)
+    corners = []
+    for coord in (ah, aw):
+        low = b.node("Floor", [coord])
+        frac = b.node("Sub", [coord, low])
+        p0 = b.cast(low, np.int64)
+        corners.append([(p0, b.node("Sub", [_f32(b, 1), frac])), (b.node("Add", [p0, b.const(np.int64(1))]), frac)])
+    total = None
+    for (hp, hweight) in corners[0]:
+        hi, hmask = _border_index(b, hp, ih, mode)
+        for (wp, wweight) in corners[1]:
+            wi, wmask = _border_index(b, wp, iw, mode)
+            index = b.node("Expand", [b.reshape(b.node("Add", [b.node("Mul", [hi, b.const(np.int64(iw))]), wi]),
+                                                per_pixel), b.ints(full)])
+            value = b.node("GatherElements", [flat, index], axis=2 if nchw else 1)
+            if hmask is not None:
+                value = b.node("Where", [b.reshape(b.node("And", [hmask, wmask]), per_pixel), value, border])
+            term = b.node("Mul", [value, b.reshape(b.node("Mul", [wweight, hweight]), per_pixel)])
+            total = term if total is None else b.node("Add", [total, term])
+    if check_finite and mode == "CONSTANT":
+        bad = b.node("Or", [b.node("IsNaN", [total]), b.node("IsInf", [total])])
+        total = b.node("Where", [bad, border, total])
+    return b.from_float32(b.reshape(total, out_shape), op.outputs[0].dtype.np_dtype)
+
+
+def _opencv_coords(b: Builder, op: Op, src_shape, coords: list[str]) -> list[str]:
+    """MegDNN's x86 NHWC kernels for 1-3 channel float32/uint8 images (OpenCV code) round coordinates to 1/32."""
+    _, _, c = image_axes(op, op.params.get("format", NHWC if op.kind != "WarpPerspective" else NCHW))
+    if c != 3 or src_shape[3] > 3 or op.inputs[0].dtype.np_dtype not in (np.float32, np.uint8):
+        return coords
+    scale = _f32(b, INTER_TAB_SIZE)
+    return [b.node("Div", [b.node("Round", [b.node("Mul", [v, scale])]), scale]) for v in coords]
+
+
+@lowering("WarpPerspective", "WarpAffine", modes=WARP_MODES)
+def lower_warp(b: Builder, op: Op) -> list[str]:
+    """Output pixel (x, y) samples the source at (m0 x + m1 y + m2, m3 x + m4 y + m5) / (m6 x + m7 y + m8)
+    (affine: no division) bilinearly; mat_idx picks the source image of each matrix."""
+    src, mat, mat_idx, _ = warp_inputs(op)
+    out = op.outputs[0].shape
+    h, w, _ = image_axes(op, op.params.get("format", NHWC if op.kind != "WarpPerspective" else NCHW))
+    image, shape = b.float32(op, 0), src.shape
+    if mat_idx is not None:
+        image = b.node("Gather", [image, b.cast(b.name(mat_idx), np.int64)], axis=0)
+        shape = (mat.shape[0],) + shape[1:]
+    ys, xs = np.divmod(np.arange(out[h] * out[w]), out[w])
+    grid = b.const(np.stack([xs, ys, np.ones_like(xs)]).astype(np.float32), "grid")
+    rows = b.node("Split", [b.node("MatMul", [b.float32(op, 1), grid])], n_out=mat.shape[1], axis=1,
+                      num_outputs=mat.shape[1])
+    aw, ah = rows[0], rows[1]
+    if op.kind == "WarpPerspective":
+        aw, ah = b.node("Div", [aw, rows[2]]), b.node("Div", [ah, rows[2]])
+    ah, aw = _opencv_coords(b, op, shape, [ah, aw])
+    return [sample_bilinear(b, op, image, shape, ah, aw, check_finite=True)]
+
+
+@lowering("Remap", modes=WARP_MODES)
+def lower_remap(b: Builder, op: Op) -> list[str]:
+    """Output pixel (x, y) samples the source bilinearly at map[n, y, x] = (column, row)."""
+    aw, ah = b.node("Split", [b.float32(op, 1)], n_out=2, axis=3, num_outputs=2)
+    return [sample_bilinear(b, op, b.float32(op, 0), op.inputs[0].shape, ah, aw)]

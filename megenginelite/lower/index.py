@@ -1,0 +1,83 @@
+"""Lowerings of the one-hot indexing, sorting and sequence operators: IndexingOneHot, IndexingSetOneHot, TopK,
+Argsort, Cumsum and Linspace."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph.infer_index import TOPK_MODES, cumsum_axis, one_hot_axis, topk_plan
+from ..graph.ir import Op
+from .builder import Builder, lowering
+from .shape import INT64_MIN
+
+
+def _unsqueezed_index(b: Builder, op: Op) -> tuple[str, int]:
+    a = one_hot_axis(op)
+    return b.node("Unsqueeze", [b.inp(op, 1), b.ints([a], "axes")]), a
+
+
+@lowering("IndexingOneHot")
+def lower_indexing_one_hot(b: Builder, op: Op) -> list[str]:
+    """out[..., 0, ...] = x[..., index[...], ...] along the axis, which stays as size 1."""
+    index, a = _unsqueezed_index(b, op)
+    return [b.node("GatherElements", [b.inp(op, 0), index], axis=a)]
+
+
+@lowering("IndexingSetOneHot")
+def lower_indexing_set_one_hot(b: Builder, op: Op) -> list[str]:
+    """A copy of data with data[..., index[...], ...] = value[..., 0, ...] along the axis."""
+    index, a = _unsqueezed_index(b, op)
+    shape = list(op.inputs[0].shape)
+    shape[a] = 1
+    value = b.reshape(b.inp(op, 2), shape)
+    return [b.node("ScatterElements", [b.inp(op, 0), index, value], axis=a)]
+
+
+def sorted_topk(b: Builder, x: str, n: int, k: int, largest: bool) -> tuple[str, str]:
+    """The k smallest (largest) entries of each row of ``x`` (rows of length n), sorted, with int32 indices.
+
+    Ties follow MegDNN: the lower index first when ascending, the higher one first when descending; ONNX TopK
+    always puts the lower index first, so the descending case runs on the reversed row.
+    """
+    if largest:
+        x = b.node("Slice", [x, b.ints([-1]), b.ints([INT64_MIN]), b.ints([-1]), b.ints([-1])])
+    values, indices = b.node("TopK", [x, b.ints([k])], n_out=2, axis=-1, largest=int(largest), sorted=1)
+    if largest:
+        indices = b.node("Sub", [b.const(np.int64(n - 1)), indices])
+    return values, b.cast(indices, np.int32)
+
+
+@lowering("TopK", modes=TOPK_MODES.values())
+def lower_topk(b: Builder, op: Op) -> list[str]:
+    """The |k| smallest (k > 0) or largest (k < 0) entries of each row and their indices; KTH_ONLY: the |k|-th."""
+    mode, k = topk_plan(op)
+    values, indices = sorted_topk(b, b.inp(op, 0), op.inputs[0].shape[1], abs(k), k < 0)
+    if mode == "KTH_ONLY":
+        return [b.node("Gather", [values, b.const(np.int64(abs(k) - 1))], axis=1)]
+    return [values, indices]
+
+
+@lowering("Argsort", modes=["ASCENDING", "DESCENDING"])
+def lower_argsort(b: Builder, op: Op) -> list[str]:
+    """Each row sorted ascending (order 0) or descending (order 1), with the int32 permutation."""
+    n = op.inputs[0].shape[1]
+    return list(sorted_topk(b, b.inp(op, 0), n, n, op.params.get("order", 0) == 1))
+
+
+@lowering("Cumsum", modes=["inclusive", "exclusive", "reverse"])
+def lower_cumsum(b: Builder, op: Op) -> list[str]:
+    """Running sum along an axis; exclusive leaves out the current element, reverse sums from the end."""
+    return [b.node("CumSum", [b.inp(op, 0), b.const(np.int64(cumsum_axis(op)))],
+                   exclusive=int(op.params.get("exclusive", True)), reverse=int(op.params.get("reverse", False)))]
+
+
+@lowering("Linspace")
+def lower_linspace(b: Builder, op: Op) -> list[str]:
+    """start + i * (stop - start) / (num - 1) for i < num (/ num without the endpoint), in double precision."""
+    out = op.outputs[0]
+    n = out.shape[0]
+    start, stop = (b.cast(b.reshape(b.inp(op, i), [1]), np.float64) for i in (0, 1))
+    denominator = max(n - 1 if op.params.get("endpoint", True) else n, 1)
+    step = b.node("Div", [b.node("Sub", [stop, start]), b.const(np.float64(denominator))])
+    values = b.node("Add", [start, b.node("Mul", [b.const(np.arange(n, dtype=np.float64), "arange"), step])])
+    return [b.cast(values, out.dtype.np_dtype)]
