@@ -198,10 +198,7 @@ def test_options_without_meaning_are_accepted_in_the_right_state(tmp_path):
         with pytest.raises(LiteUsageError, match="should be (used|configured) before model loaded"):
             call()
     with pytest.raises(LiteUsageError, match="should call enable_global_layout_transform before"):
-        network.dump_layout_transform_model(str(tmp_path / "again.mge"))
-    network = LiteNetwork()
-    network.enable_global_layout_transform()
-    network.load(model_path(SMALL))
+        small_network().dump_layout_transform_model(str(tmp_path / "again.mge"))
     network.dump_layout_transform_model(str(tmp_path / "again.mge"))
     again = LiteNetwork()
     again.load(str(tmp_path / "again.mge"))
