@@ -92,6 +92,8 @@ def plain_ort_runner(model: str, threads: int, feeds: dict):
     from megenginelite.graph import build_graph, infer_graph
     from megenginelite.lower import to_onnx
 
+    # Our exported graph before the MegBrain-level rewrites (graph/passes.py): what converting the model to ONNX
+    # op by op gives a user of plain ONNX Runtime.
     graph = build_graph(read_model(Path(model).read_bytes(), model))
     infer_graph(graph, {name: shape for name, (shape, _) in feeds.items()})
     options = ort.SessionOptions()

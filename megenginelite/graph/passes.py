@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable
 
-import numpy as np
 
 from .elemwise_modes import mode_name
 from .ir import Graph, Op, Var
@@ -79,6 +78,3 @@ def optimize(graph: Graph) -> None:
     for rewrite in PASSES:
         rewrite(graph)
 
-
-def same_outputs(a: dict[str, np.ndarray], b: dict[str, np.ndarray], rtol: float, atol: float) -> bool:
-    return a.keys() == b.keys() and all(np.allclose(a[k], b[k], rtol=rtol, atol=atol) for k in a)

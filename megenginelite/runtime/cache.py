@@ -21,8 +21,8 @@ from ..errors import LiteError
 SAVED_LEVEL = "extended"
 
 
-def cache_key(model_digest: str, shapes_key: tuple, optimization: str) -> str:
-    text = repr((model_digest, shapes_key, optimization, ort.__version__))
+def cache_key(model_digest: str, shapes_key: tuple, optimization: str, rewrites: bool = True) -> str:
+    text = repr((model_digest, shapes_key, optimization, rewrites, ort.__version__))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

@@ -16,6 +16,7 @@ from ..errors import DeviceError, InvalidInputError, LiteError
 from ..format import ModelRecord
 from ..format.dtypes import NUMPY_DTYPES, DType, from_numpy
 from ..graph import Graph, build_graph, infer_graph
+from ..graph.passes import optimize
 from ..lower import to_onnx
 from .cache import SAVED_LEVEL, active_cache, cache_key
 
@@ -29,6 +30,7 @@ class SessionConfig:
     optimization: str = "all"
     profile_prefix: str | None = None
     expose_vars: bool = False
+    rewrites: bool = True
 
     def session_options(self) -> ort.SessionOptions:
         so = ort.SessionOptions()
@@ -159,8 +161,10 @@ class CompiledModel:
                                         f"(input {name!r} expects {spec.dtype.np_dtype}, got {np.dtype(dt)})")
             input_dtypes[name] = spec.dtype
         infer_graph(graph, {name: shape for name, shape, _ in key}, input_dtypes)
+        if config.rewrites:
+            optimize(graph)
         cache = active_cache() if self._model_bytes is not None and not config.expose_vars else None
-        entry = cache_key(self.digest, key, config.optimization) if cache is not None else None
+        entry = cache_key(self.digest, key, config.optimization, config.rewrites) if cache is not None else None
         onnx_bytes = cache.get(entry) if cache is not None else None
         if onnx_bytes is None:
             onnx_bytes = to_onnx(graph, expose_vars=config.expose_vars).SerializeToString()
