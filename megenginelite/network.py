@@ -14,10 +14,11 @@ from typing import Any, Callable
 import numpy as np
 
 from . import crypto, packed
-from .errors import InvalidInputError, LiteArgumentError, LiteUsageError, ModelFormatError
+from .errors import InvalidInputError, LiteArgumentError, LiteError, LiteUsageError, ModelFormatError
 from .format import read_model
 from .graph.input_order import original_input_order
 from .runtime import inspect
+from .runtime.onnx_model import OnnxModel, is_onnx_file
 from .runtime.session import CompiledModel, Plan, SessionConfig
 from .struct import (LiteAlgoSelectStrategy, LiteConfig, LiteDeviceType, LiteExtraConfig, LiteIO, LiteIOType,
                      LiteLayout, LiteNetworkIO, LiteTensorPhase)
@@ -195,6 +196,8 @@ class LiteNetwork:
         """Write ``static_memory.json`` in ``log_dir``: bytes of weights, inputs, outputs and every computed var."""
         self._require_loaded("get_static_memory_alloc_info")
         graph = self._plan.graph
+        if graph is None:
+            raise LiteError("get_static_memory_alloc_info needs a MegEngine model, not an ONNX one")
         info = {
             "weights_bytes": int(sum(v.const.nbytes for v in graph.vars.values() if v.is_const)),
             "vars": [{"id": v.id, "name": v.name, "shape": list(v.shape or ()), "dtype": str(v.dtype),
@@ -214,7 +217,10 @@ class LiteNetwork:
             raise LiteUsageError("both fake_next_exec and var_sanity_check_first_run must be false when "
                                  "comp_node_seq_record_level is 2")
         plain = self._unwrap(data, source)
-        model = CompiledModel(read_model(plain, source), self._session_config(), plain)
+        if is_onnx_file(plain, source):
+            model = OnnxModel(plain, source, self._session_config())
+        else:
+            model = CompiledModel(read_model(plain, source), self._session_config(), plain)
         self.model_bytes = data
         self._attach(model)
 
@@ -249,7 +255,7 @@ class LiteNetwork:
         self.model_bytes = src_network.model_bytes
         self._attach(src_network._model)
 
-    def _attach(self, model: CompiledModel) -> None:
+    def _attach(self, model: CompiledModel | OnnxModel) -> None:
         """Create the IO tensors of ``model`` for this network (layouts known right away)."""
         plan = model.plan()
         self._model, self._plan = model, plan

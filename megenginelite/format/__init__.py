@@ -32,7 +32,7 @@ def detect_format(data: bytes | memoryview) -> str:
 _ONNX_MODEL_FIELDS = {0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0xA2}  # ModelProto tags after ir_version
 
 
-def _looks_like_onnx(head: bytes) -> bool:
+def looks_like_onnx(head: bytes) -> bool:
     """A serialized ``onnx.ModelProto`` starts with ``ir_version`` (field 1, varint) then another ModelProto field."""
     if len(head) < 3 or head[0] != 0x08 or not 1 <= head[1] <= 20:
         return False
@@ -47,7 +47,7 @@ def describe_unknown(data: bytes | memoryview) -> str:
     what = f"it starts with {head!r} ({len(data)} bytes), which is no MegEngine model header"
     first = bytes(data[:4096])
     guess = None
-    if _looks_like_onnx(first):
+    if looks_like_onnx(first):
         guess = "it looks like an ONNX model; load it with ONNX Runtime, not as a MegEngine .mge graph"
     elif first[:1] == b"\x80" and first[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         kind = "a TracedModule (.tm) pickle" if b"traced_module" in first else "a pickle"

@@ -61,9 +61,9 @@ class TensorSpec:
 
 @dataclass
 class Plan:
-    """The model compiled for one set of input shapes and dtypes."""
+    """The model compiled for one set of input shapes and dtypes (``graph`` is None for ONNX models)."""
 
-    graph: Graph
+    graph: Graph | None
     session: ort.InferenceSession
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
@@ -88,7 +88,7 @@ class Plan:
         try:
             self.session.run_with_iobinding(binding)
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise LiteError(f"{self.graph.source}: inference failed: {exc}") from exc
+            raise LiteError(f"inference failed: {exc}") from exc
         if not self.exposed:
             return {}
         values = binding.copy_outputs_to_cpu()[len(self.outputs):]

@@ -1,0 +1,118 @@
+"""ONNX files through the Lite API: the same plan interface as a compiled ``.mge`` model.
+
+One ONNX Runtime session serves every input shape (ONNX models carry symbolic dims themselves); a plan per
+input-shape set only records the output shapes, found by ONNX shape inference with the inputs made concrete,
+so the output tensors can be preallocated and bound like a ``.mge`` model's. Symbolic input dims start as 1.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import onnxruntime as ort
+
+from ..errors import InvalidInputError, LiteError, ModelFormatError
+from ..format import looks_like_onnx
+from ..format.dtypes import from_numpy
+from .session import Plan, SessionConfig, TensorSpec
+
+
+def _spec(value_info, source: str) -> TensorSpec:
+    from onnx import helper
+
+    tensor_type = value_info.type.tensor_type
+    try:
+        dtype = from_numpy(helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
+    except (TypeError, KeyError):
+        raise ModelFormatError(f"{source}: {value_info.name!r} has element type {tensor_type.elem_type}, which has "
+                               f"no Lite data type") from None
+    dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tensor_type.shape.dim)
+    return TensorSpec(value_info.name, dims, dtype)
+
+
+class OnnxModel:
+    """An ONNX model and its session; ``plan(shapes, dtypes)`` gives a ``Plan`` like ``CompiledModel``'s."""
+
+    def __init__(self, data: bytes, source: str, config: SessionConfig):
+        import onnx
+
+        try:
+            self.proto = onnx.load_from_string(data)
+            onnx.checker.check_model(self.proto)
+        except Exception as exc:  # protobuf and checker errors
+            raise ModelFormatError(f"{source}: invalid ONNX model: {exc}") from None
+        self.source = source
+        self.config = config
+        initializers = {t.name for t in self.proto.graph.initializer}
+        declared = [_spec(v, source) for v in self.proto.graph.input if v.name not in initializers]
+        self.input_specs = [TensorSpec(s.name, tuple(1 if d < 0 else d for d in s.shape), s.dtype) for s in declared]
+        self.output_names = [v.name for v in self.proto.graph.output]
+        try:
+            self.session = ort.InferenceSession(data, config.session_options(), providers=list(config.providers))
+        except Exception as exc:
+            raise LiteError(f"{source}: ONNX Runtime rejected the model: {exc}") from exc
+        self._plans: dict[tuple, Plan] = {}
+        self._lock = threading.Lock()
+
+    def plan(self, shapes: dict[str, tuple[int, ...]] | None = None,
+             dtypes: dict[str, np.dtype] | None = None) -> Plan:
+        shapes, dtypes = shapes or {}, dtypes or {}
+        inputs = []
+        for spec in self.input_specs:
+            dtype = np.dtype(dtypes.get(spec.name, spec.dtype.np_dtype))
+            if dtype != spec.dtype.np_dtype:
+                raise InvalidInputError(f"{self.source}: dtype mismatch: input {spec.name!r} expects "
+                                        f"{spec.dtype.np_dtype}, got {dtype}")
+            inputs.append(TensorSpec(spec.name, tuple(shapes.get(spec.name, spec.shape)), spec.dtype))
+        key = tuple((s.name, s.shape) for s in inputs)
+        with self._lock:
+            if key not in self._plans:
+                outputs = self._output_specs(inputs)
+                self._plans[key] = Plan(graph=None, session=self.session, inputs=inputs, outputs=outputs,
+                                        onnx_outputs=self.output_names, compile_seconds=0.0, exposed=[])
+            return self._plans[key]
+
+    def compile(self, shapes, dtypes, config: SessionConfig) -> Plan:
+        """A plan on a fresh session with other options (profiling); IO dumps need a .mge model."""
+        if config.expose_vars:
+            raise LiteError(f"{self.source}: io_txt_dump/io_bin_dump need a MegEngine model, not ONNX")
+        base = self.plan(shapes, dtypes)
+        session = ort.InferenceSession(self.proto.SerializeToString(), config.session_options(),
+                                       providers=list(config.providers))
+        return Plan(graph=None, session=session, inputs=base.inputs, outputs=base.outputs,
+                    onnx_outputs=base.onnx_outputs, compile_seconds=0.0, exposed=[])
+
+    def _output_specs(self, inputs: list[TensorSpec]) -> list[TensorSpec]:
+        """Output shapes for concrete input shapes, by ONNX shape inference on a copy with fixed input dims."""
+        import onnx
+
+        model = onnx.ModelProto()
+        model.CopyFrom(self.proto)
+        by_name = {s.name: s for s in inputs}
+        for value in model.graph.input:
+            if value.name in by_name:
+                dims = value.type.tensor_type.shape.dim
+                wanted = by_name[value.name].shape
+                if len(dims) != len(wanted):
+                    raise InvalidInputError(f"{self.source}: input {value.name!r} has {len(dims)} dims, "
+                                            f"got shape {list(wanted)}")
+                for dim, size in zip(dims, wanted):
+                    dim.Clear()
+                    dim.dim_value = size
+        try:
+            inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+        except Exception as exc:
+            raise InvalidInputError(f"{self.source}: the model cannot take input shapes "
+                                    f"{ {s.name: list(s.shape) for s in inputs} }: {exc}") from None
+        specs = [_spec(v, self.source) for v in inferred.graph.output]
+        for spec in specs:
+            if any(d < 0 for d in spec.shape):
+                raise LiteError(f"{self.source}: the shape of output {spec.name!r} depends on data "
+                                f"({list(spec.shape)}), which Lite output tensors cannot express")
+        return specs
+
+
+def is_onnx_file(data: bytes, source: str) -> bool:
+    """ONNX by file name, or by its first bytes (``ir_version`` then another ModelProto field)."""
+    return source.lower().endswith(".onnx") or looks_like_onnx(bytes(data[:16]))
