@@ -445,6 +445,9 @@ def test_unknown_format_messages(tmp_path, blob, expect):
         assert f"({len(blob)} bytes)" in str(info.value)
     path = tmp_path / "thing.bin"
     path.write_bytes(blob)
+    if "ONNX" in expect:
+        LiteNetwork().load(str(path))  # the Lite API runs ONNX files directly
+        return
     with pytest.raises(RuntimeError, match=expect):
         LiteNetwork().load(str(path))
 

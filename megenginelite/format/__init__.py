@@ -48,7 +48,7 @@ def describe_unknown(data: bytes | memoryview) -> str:
     first = bytes(data[:4096])
     guess = None
     if looks_like_onnx(first):
-        guess = "it looks like an ONNX model; load it with ONNX Runtime, not as a MegEngine .mge graph"
+        guess = "it looks like an ONNX model, not a MegEngine .mge graph (LiteNetwork.load runs ONNX files)"
     elif first[:1] == b"\x80" and first[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         kind = "a TracedModule (.tm) pickle" if b"traced_module" in first else "a pickle"
         guess = (f"it looks like {kind} (megengine.save / TracedModule .tm), not a dumped graph; dump it with "
