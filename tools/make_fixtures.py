@@ -34,6 +34,7 @@ import io
 import json
 import math
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -94,7 +95,8 @@ class Spec:
     """
 
     def __init__(self, fn=None, inputs=(), output_names=None, dump=None, file=None, rtol=DEFAULT_RTOL,
-                 atol=DEFAULT_ATOL, note="", expect_ops=(), expect_modes=(), extra=None, dropped_inputs=()):
+                 atol=DEFAULT_ATOL, note="", expect_ops=(), expect_modes=(), extra=None, dropped_inputs=(),
+                 manifest_extra=None):
         self.fn = fn
         self.inputs = list(inputs)
         self.output_names = output_names
@@ -107,22 +109,24 @@ class Spec:
         self.expect_modes = list(expect_modes)
         self.extra = dict(extra or {})
         self.dropped_inputs = list(dropped_inputs)  # inputs the dump is known to drop (not in the file)
+        self.manifest_extra = dict(manifest_extra or {})  # extra fields for the manifest entry
 
 
 REGISTRY: dict[str, dict] = {}
 
 
-def fixture(name, category="op", group=2, depends=None):
+def fixture(name, category="op", group=2, depends=None, timeout=None):
     def deco(builder):
         assert name not in REGISTRY, name
-        REGISTRY[name] = {"builder": builder, "category": category, "group": group, "depends": depends}
+        REGISTRY[name] = {"builder": builder, "category": category, "group": group, "depends": depends,
+                          "timeout": timeout}
         return builder
 
     return deco
 
 
-def register(name, builder, category="op", group=2, depends=None):
-    fixture(name, category, group, depends)(builder)
+def register(name, builder, category="op", group=2, depends=None, timeout=None):
+    fixture(name, category, group, depends, timeout)(builder)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -348,8 +352,9 @@ def _():
     calibrate_bn(model, rs.uniform(0, 1, (8, 3, 64, 64)).astype("float32"))
     data = rs.uniform(0, 1, (1, 3, 64, 64)).astype("float32")
     return module_spec(model, [("data", data)], output_names=["logits"],
-                       note="ResNet-18 topology (7x7/2 stem, maxpool, 4 stages of 2 basic blocks, adaptive avg pool, flatten, "
-                            "linear) with widths 8/16/24/32 (to keep the file small), BN calibrated, 10 classes.",
+                       note="ResNet-18 topology (7x7/2 stem, maxpool, 4 stages of 2 basic blocks, adaptive avg "
+                            "pool, flatten, linear) with widths 8/16/24/32 (to keep the file small), BN calibrated, "
+                            "10 classes.",
                        expect_ops=["Convolution", "PoolingV1", "AdaptivePoolingV1", "MatrixMulV2"])
 
 
@@ -683,7 +688,8 @@ def _register_elemwise():
     preds = {
         "isnan": (lambda x: F.isnan(x).astype("int32"), lambda rs: [("x", _nan_inf(rs))]),
         "isinf": (lambda x: F.isinf(x).astype("int32"), lambda rs: [("x", _nan_inf(rs))]),  # see note
-        "equal": (lambda x, y: F.equal(x, y).astype("int32"), lambda rs: [("x", _intlike()(rs)), ("y", _intlike()(rs))]),
+        "equal": (lambda x, y: F.equal(x, y).astype("int32"),
+                  lambda rs: [("x", _intlike()(rs)), ("y", _intlike()(rs))]),
         "not_equal": (lambda x, y: F.not_equal(x, y).astype("int32"),
                       lambda rs: [("x", _intlike()(rs)), ("y", _intlike()(rs))]),
         "less": (lambda x, y: F.less(x, y).astype("int32"), lambda rs: [("x", _intlike()(rs)), ("y", _intlike()(rs))]),
@@ -702,7 +708,8 @@ def _register_elemwise():
            note=f"F.{pname} (bool result cast to int32), dumped with no_change_graph=True "
                 "(ElemwiseMultiType stays in the file).")
     op("op_cmp_int32_less", lambda x, y: F.less(x, y).astype("int32"),
-       lambda rs: [("x", rs.randint(-3, 3, EW_SHAPE).astype("int32")), ("y", rs.randint(-3, 3, EW_SHAPE).astype("int32"))],
+       lambda rs: [("x", rs.randint(-3, 3, EW_SHAPE).astype("int32")),
+                   ("y", rs.randint(-3, 3, EW_SHAPE).astype("int32"))],
        note="F.less on int32 inputs, cast to int32.")
 
     def logic_inputs(rs):
@@ -1268,7 +1275,8 @@ def _register_misc_ops():
     op("op_correlation", lambda a, b: F.vision.correlation(a, b, kernel_size=1, max_displacement=1, pad_size=1),
        lambda rs: [("a", f32(rs.normal(0, 1, (1, 2, 4, 4)))), ("b", f32(rs.normal(0, 1, (1, 2, 4, 4))))],
        note="F.vision.correlation.")
-    op("op_cvt_color", lambda x: F.vision.cvt_color(x, "RGB2GRAY"), lambda rs: [("x", f32(rs.uniform(0, 1, (1, 4, 4, 3))))],
+    op("op_cvt_color", lambda x: F.vision.cvt_color(x, "RGB2GRAY"),
+       lambda rs: [("x", f32(rs.uniform(0, 1, (1, 4, 4, 3))))],
        note="F.vision.cvt_color RGB2GRAY (NHWC).")
     op("op_sliding_window", lambda x: F.sliding_window(x, 2, stride=1), _x(1, 2, 3, 4),
        note="F.sliding_window (Images2Neibs).")
@@ -1352,8 +1360,9 @@ _register_more_modules()
 
 
 class TinyCNN(M.Module):
-    def __init__(self):
+    def __init__(self, maxpool=True):
         super().__init__()
+        self.maxpool = maxpool
         self.conv1 = M.Conv2d(3, 8, 3, 1, 1, bias=False)
         self.bn1 = M.BatchNorm2d(8)
         self.conv2 = M.Conv2d(8, 8, 3, 2, 1, groups=8, bias=False)
@@ -1363,7 +1372,7 @@ class TinyCNN(M.Module):
 
     def forward(self, x):
         x = F.relu(self.bn1(self.conv1(x)))
-        x = F.max_pool2d(x, 2, 2)
+        x = F.max_pool2d(x, 2, 2) if self.maxpool else x[:, :, ::2, ::2]
         x = F.hswish(self.bn2(self.conv2(x)))
         x = F.relu(self.conv3(x))
         x = F.mean(x, axis=[2, 3])
@@ -1397,9 +1406,9 @@ def _tiny_convnet(name):
     return model, data
 
 
-def _tiny_cnn(name):
+def _tiny_cnn(name, maxpool=True):
     rs = rng(name)
-    model = TinyCNN()
+    model = TinyCNN(maxpool)
     init_params(model, rs, linear_gain=3.0)
     calibrate_bn(model, rs.uniform(0, 1, (4, 3, 16, 16)).astype("float32"))
     data = np.random.RandomState(7).uniform(0, 1, (1, 3, 16, 16)).astype("float32")
@@ -1427,6 +1436,9 @@ def _register_formats():
         "format_io16xc32": ({"enable_io16xc32": True}, "enable_io16xc32: float16 storage with float32 compute "
                                                        "(TypeCvt to/from Float16 inside the graph).", ["prob"]),
         "format_ioc16": ({"enable_ioc16": True}, "enable_ioc16: float16 compute.", ["prob"]),
+        "format_f16_nopool_io16xc32": ({"enable_io16xc32": True}, "enable_io16xc32, model without max pooling.",
+                                       ["prob"]),
+        "format_f16_nopool_ioc16": ({"enable_ioc16": True}, "enable_ioc16, model without max pooling.", ["prob"]),
         "format_nchw44": ({"enable_nchw44": True}, "enable_nchw44 layout transform (ConvBias NCHW44).", ["prob"]),
         "format_nchw88_linear": ({"enable_nchw88": True}, "enable_nchw88 layout transform of a net ending in "
                                                           "mean + linear.", ["prob"]),
@@ -1448,15 +1460,28 @@ def _register_formats():
                 model, data = _tiny_convnet("format_conv")
                 desc = ("TinyConvNet (conv-bn-relu, maxpool, depthwise conv-bn-hswish, 1x1 conv-relu; input "
                         "(1,3,16,16), output (1,12,4,4)). ")
+            elif "nopool" in vname:
+                model, data = _tiny_cnn("format", maxpool=False)
+                desc = ("TinyCNN with x[:, :, ::2, ::2] instead of max pooling (input (1,3,16,16)). ")
             else:
                 model, data = _tiny_cnn("format")  # the same weights for every variant
                 desc = ("TinyCNN (conv-bn-relu, maxpool, depthwise conv-bn-hswish, 1x1 conv, mean, linear, "
                         "softmax; input (1,3,16,16)). ")
-            return module_spec(model, [("data", data)], output_names=outs, dump=dump, note=desc + note,
-                               rtol=1e-3 if "16" in vname else DEFAULT_RTOL,
-                               atol=1e-4 if "16" in vname else DEFAULT_ATOL)
+            kw = {}
+            if "16" in vname:
+                kw = dict(rtol=1e-2, atol=2e-3)
+                note += (" Tolerance rtol 1e-2 / atol 2e-3: float16 arithmetic (megengine's float32 result differs "
+                         "by ~3e-4).")
+            if vname in ("format_io16xc32", "format_ioc16"):
+                note += (" KNOWN BAD REFERENCE: in this float16 graph the real lite's max pooling outputs the "
+                         "float16 copy of the *input* instead of the pooled activations (seen with io_txt_dump), "
+                         "so the reference is far from the float32 result (0.13 abs). Use "
+                         "format_f16_nopool_* to check float16 numerics.")
+                kw["manifest_extra"] = {"known_bad_reference": "real lite float16 max pooling returns wrong data"}
+            return module_spec(model, [("data", data)], output_names=outs, dump=dump, note=desc + note, **kw)
 
-        register(vname, builder, category="model")
+        # the real lite hung in forward() with NCHW88 on the generating machine: do not wait 10 minutes
+        register(vname, builder, category="model", timeout=120 if "nchw88" in vname else None)
 
     def quant_builder():
         from megengine.quantization import ema_fakequant_qconfig, quantize, quantize_qat
@@ -1626,12 +1651,18 @@ def save_npz(path, arrays):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def stage(what):
+    """Progress marker on stderr: the driver reports the last one when a worker fails (or crashes)."""
+    print(f"stage: {what}", file=sys.stderr, flush=True)
+
+
 def run_real_lite(path, inputs, dropped=()):
     import megenginelite as lite
 
     if Path(lite.__file__).resolve().is_relative_to(ROOT):
         raise RuntimeError(f"imported this project's megenginelite ({lite.__file__}), not the real one")
 
+    stage("real megenginelite: load")
     net = lite.LiteNetwork()
     net.load(str(path))
     in_names = list(net.get_all_input_name())
@@ -1641,6 +1672,7 @@ def run_real_lite(path, inputs, dropped=()):
         raise RuntimeError(f"real megenginelite reports inputs {in_names}, fixture has {sorted(feed)}")
     for n in in_names:
         net.get_io_tensor(n).set_data_by_copy(np.ascontiguousarray(feed[n]))
+    stage("real megenginelite: forward")
     net.forward()
     net.wait()
     outs = [(n, net.get_io_tensor(n).to_numpy()) for n in out_names]
@@ -1663,11 +1695,13 @@ def worker(name, out_json):
     info = REGISTRY[name]
     np.random.seed(0)
     mge.random.seed(0)
+    stage("build model")
     spec = info["builder"]()
     entry = {"name": name, "category": info["category"]}
     if spec.file is None:
         mge_path = FIXTURES / f"{name}.mge"
         tensors = [mge.tensor(a, dtype=a.dtype) for _, a in spec.inputs]
+        stage("trace")
         traced = trace(spec.fn, symbolic=True, capture_as_const=True)
         ref = traced(*tensors)
         ref = list(ref) if isinstance(ref, (list, tuple)) else [ref]
@@ -1678,11 +1712,13 @@ def worker(name, out_json):
             kw["output_names"] = ["out"] if len(ref) == 1 else [f"out{i}" for i in range(len(ref))]
         elif spec.output_names is not None:
             kw["output_names"] = list(spec.output_names)
+        stage("megengine dump")
         traced.dump(str(tmp), arg_names=[n for n, _ in spec.inputs], **kw)
         os.replace(tmp, mge_path)
     else:
         mge_path = FIXTURES / spec.file
         ref = None
+    stage("megengine.utils.network.Network.load")
     try:
         n_netload, netload_modes, netload_types = netload_info(mge_path)
     except Exception as ex:  # noqa: BLE001 - e.g. Network.load cannot read model_version=1 files
@@ -1744,6 +1780,7 @@ def worker(name, out_json):
             else:
                 diffs.append(None)
         entry["megengine_vs_lite_max_abs_diff"] = diffs
+    entry.update(spec.manifest_extra)
     if spec.extra.get("seed_print"):
         out = outs[0][1]
         entry["seed_print"] = "shufflenet output max={}, sum={}".format(out.max(), out.sum())
@@ -1777,16 +1814,41 @@ def run_one(name, timeout):
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, str(out_json)]
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=str(ROOT))
-        except subprocess.TimeoutExpired:
-            return name, None, f"timed out after {timeout} s"
+        except subprocess.TimeoutExpired as ex:
+            err = ex.stderr.decode(errors="replace") if isinstance(ex.stderr, bytes) else (ex.stderr or "")
+            stages = [ln for ln in err.splitlines() if ln.startswith("stage: ")]
+            return name, None, "\n".join(stages[-1:] + [f"timed out after {timeout} s"])
         if p.returncode == 0 and out_json.exists():
             return name, json.loads(out_json.read_text()), None
         err = (p.stderr or "") + (p.stdout or "")
-        lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith(("info:", "debug:"))]
-        msg = "\n".join(lines[-12:]) if lines else f"exit code {p.returncode}"
+        lines = [ln.rstrip() for ln in err.splitlines() if ln.strip() and not _noise(ln)]
+        stages = [ln for ln in lines if ln.startswith("stage: ")]
+        lines = [ln for ln in lines if not ln.startswith("stage: ")]
+        msg = "\n".join(stages[-1:] + lines[-12:]) if lines else "\n".join(stages[-1:] + [f"exit code {p.returncode}"])
         if p.returncode < 0:
-            msg = f"worker killed by signal {-p.returncode}\n" + msg
+            msg = "\n".join(stages[-1:] + [f"worker killed by signal {-p.returncode}"] + lines[-12:])
         return name, None, msg
+
+
+def _noise(line):
+    """Log lines that say nothing about why a worker failed (MegEngine banners, native backtraces)."""
+    t = line.strip()
+    return (t.startswith(("info:", "debug:", "backtrace:", "buf = open", "ResourceWarning", "/root/", "["))
+            or ".so(" in t or "ResourceWarning" in t or t == ", Error Code: 1")
+
+
+def summarize_error(err):
+    """The most telling line(s) of a failure: the exception line and MegEngine's 'extra message'."""
+    stages = [ln.strip()[len("stage: "):] for ln in err.splitlines() if ln.startswith("stage: ")]
+    lines = [ln.strip() for ln in err.splitlines() if ln.strip() and not _noise(ln) and not ln.startswith("stage: ")]
+    picked = [ln for ln in lines if ln.startswith(("extra message:", "timed out", "worker killed"))
+              or re.match(r"^[\w.]*(Error|Exception)\b", ln)]
+    out = []
+    for ln in picked or lines[-1:]:
+        if ln not in out:
+            out.append(ln)
+    where = f"[{stages[-1]}] " if stages else ""
+    return where + " / ".join(out[-3:])[:600]
 
 
 def load_json(path, default):
@@ -1824,10 +1886,10 @@ def main(argv=None):
     results = {}
     for batch in (first, second):
         with ThreadPoolExecutor(args.jobs) as ex:
-            for name, entry, err in ex.map(lambda n: run_one(n, args.timeout), batch):
+            for name, entry, err in ex.map(lambda n: run_one(n, REGISTRY[n]["timeout"] or args.timeout), batch):
                 results[name] = (entry, err)
-                print(f"{'ok  ' if entry else 'FAIL'} {name}" + ("" if entry else "\n    " + err.replace("\n", "\n    ")),
-                      flush=True)
+                detail = "" if entry else "\n    " + err.replace("\n", "\n    ")
+                print(f"{'ok  ' if entry else 'FAIL'} {name}{detail}", flush=True)
 
     manifest = {e["name"]: e for e in load_json(MANIFEST, [])}
     unavailable = {e["name"]: e for e in load_json(UNAVAILABLE, [])}
@@ -1838,18 +1900,18 @@ def main(argv=None):
         else:
             manifest.pop(name, None)
             unavailable[name] = {"name": name, "error": err}
-            for suffix in (".npz",):
-                (FIXTURES / f"{name}{suffix}").unlink(missing_ok=True)
     # keep registry order; drop entries of fixtures that no longer exist
     manifest_list = [manifest[n] for n in REGISTRY if n in manifest]
     unavailable_list = [unavailable[n] for n in REGISTRY if n in unavailable]
     MANIFEST.write_text(json.dumps(manifest_list, indent=1) + "\n")
     UNAVAILABLE.write_text(json.dumps(unavailable_list, indent=1) + "\n")
-    if not args.patterns:
-        referenced = {e["file"] for e in manifest_list} | {e["name"] + ".npz" for e in manifest_list}
-        for p in FIXTURES.iterdir():
-            if p.suffix in (".mge", ".npz") and p.name not in referenced:
-                p.unlink()
+    # remove files of fixtures that failed or no longer exist -- only files this script generates (other tools
+    # keep their own files in this folder and its subfolders)
+    referenced = {e["file"] for e in manifest_list} | {e["name"] + ".npz" for e in manifest_list}
+    ours = set(REGISTRY) | set(manifest) | set(unavailable)
+    for p in FIXTURES.iterdir():
+        if p.is_file() and p.suffix in (".mge", ".npz") and p.stem in ours and p.name not in referenced:
+            p.unlink()
     write_readme(manifest_list, unavailable_list)
     rc = check()
     n_fail = sum(1 for e, _ in results.values() if e is None)
@@ -1878,6 +1940,10 @@ From the repository root, with the real MegEngine 1.13.0 (Python 3.10, numpy 1.x
 "$(../shared/tools/real-megengine)" tools/make_fixtures.py --list        # fixture names
 python tools/make_fixtures.py --check-only                               # consistency check, no MegEngine needed
 ```
+
+If `../shared/tools/real-megengine` says that megengine "does not import" when run from the repository root (its
+check runs `python -c 'import megengine, megenginelite'`, which then picks up *this* repository's package), run it
+from elsewhere: `PY="$(cd .. && shared/tools/real-megengine)" && "$PY" tools/make_fixtures.py`.
 
 The output is deterministic (seeded `numpy.random.RandomState` per fixture, MegEngine's RNG seeded too, weights
 overwritten from the RandomState, `.npz` written with fixed zip timestamps), so regenerating gives byte-identical
@@ -1934,9 +2000,7 @@ def write_readme(manifest, unavailable):
     lines.append(README_UNAVAILABLE_INTRO)
     if unavailable:
         for u in unavailable:
-            err = u["error"].strip().splitlines()
-            short = " / ".join(ln.strip() for ln in err[-3:])
-            lines.append(f"- `{u['name']}`: {short}")
+            lines.append(f"- `{u['name']}`: {summarize_error(u['error'])}")
     else:
         lines.append("- (none)")
     lines.append("")
@@ -1950,12 +2014,43 @@ Fixtures the script tried but could not produce with MegEngine 1.13.0 / the real
 """
 
 README_OBSERVATIONS = """\
-## Observed behaviour of the real library worth knowing
+## Observed behaviour of the real MegEngine 1.13.0 / megenginelite worth knowing
 
-- The real megenginelite refuses to **load** a model that has a `bool` graph output
-  (`RuntimeError: Error: unsupport dtype in lite : {...} Bool`), and Lite has no bool input dtype either; bool
-  fixtures therefore compute bools inside the graph and cast them (to int32/float32) at the output.
-- Scalars come out with shape `(1,)` (the graph has no 0-d tensors).
+- **Input order.** `get_all_input_name()` is *not* the `arg_names` order nor the file's Host2DeviceCopy order:
+  it is the iteration order of a libstdc++ `std::unordered_map<std::string, ...>` filled in file order
+  (e.g. file order `x, y` -> `['y', 'x']`; `x, y, z` -> `['z', 'y', 'x']`; `b, a` -> `['a', 'b']`). The
+  manifest's `inputs` is the real order and `file_input_order` the Host2DeviceCopy order in the file.
+  Outputs come in `output_names` (= `output_vars_idx`) order.
+- **Bool.** The real lite refuses to *load* a model with a bool output
+  (`RuntimeError: Error: unsupport dtype in lite : {...} Bool`), and Lite has no bool IO dtype, so bool results
+  are cast to int32 inside the fixtures. int8 / int16 / uint8 / int32 outputs come back with those numpy dtypes.
+- **Scalars** come out with shape `(1,)` (the graph has no 0-d tensors).
+- **Output names.** Without `output_names` the output keeps the var name (`Softmax` for `F.softmax`). With
+  `keep_var_name=0` the file stores no names and the real lite invents one from the loaded graph
+  (`softmax(ADD[51])[53]`, see `format_keep_var_name0`).
+- **Dump-time rewrites that change results** (the references hold what the real lite computes from the file;
+  `megengine_vs_lite_max_abs_diff` shows the difference to megengine's own result):
+  - SIGN is rewritten to `SUB(LT(x,0), LT(0,x))` = **-sign(x)** (`op_elemwise_sign`, `op_sign_func`).
+  - CLIP (`F.clip`) is rewritten to `MIN(lower, MAX(x, lower))`: the upper bound is lost and the result is the
+    lower bound everywhere; a tensor upper bound disappears from the inputs (`op_elemwise_clip`, `op_clip_const`).
+  - ISINF is rewritten to `EQ(x, +inf)`: -inf is not detected (`op_cmp_isinf`).
+  - `no_change_graph=True` keeps the raw modes (`*_raw` fixtures) and gives the expected values.
+- **Float16.** In a float16 graph (`enable_io16xc32` / `enable_ioc16`) the real lite's max pooling returns the
+  float16 copy of the network *input* instead of the pooled activations (seen with `io_txt_dump`), so
+  `format_io16xc32` / `format_ioc16` carry `known_bad_reference`; `format_f16_nopool_*` agree with float32 to 3e-4.
+- **Elemwise modes NEQ, ISNAN, ISINF** exist in the Python enum but megdnn's Elemwise rejects them ("please add new
+  elemwise to switch mode"); they are ElemwiseMultiType modes (`op_cmp_*_raw`).
+- **Adaptive pooling** uses stride = floor(in/out), window = in - (out-1)*stride (`op_adaptive_pool_*_uneven`).
+- **ROUND** is half away from zero; float MOD is fmod (C sign rule); int32 MOD/FLOOR_DIV follow Python.
+- **Network.load** (megengine.utils.network) cannot open `model_version=1` files nor `mgbtest0` test-case files,
+  and names operators differently from the file (`ConvBias`, `Pooling`, ...; for FBS V1 files
+  `ConvolutionForward`, `PoolingForward`, `ReadOnlyOpNode`, ...).
+- **seed_print**: `'{}'.format(np.float32(...))` goes through Python float formatting, so the printed max has
+  float64 digits (`max=0.08057423681020737`), and the softmax sum printed as exactly `1.0`.
+- **Regenerating from the repository root:** `../shared/tools/real-megengine` checks its venv with
+  `python -c 'import megengine, megenginelite'`, which (cwd first on `sys.path`) imports *this* repository's
+  `megenginelite` and can fail; then use `PY="$(cd .. && shared/tools/real-megengine)"; "$PY" tools/make_fixtures.py`.
+  The script itself drops the repository root from `sys.path` and checks that it runs the real `megenginelite`.
 """
 
 
