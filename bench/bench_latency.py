@@ -90,7 +90,7 @@ def plain_ort_runner(model: str, threads: int, feeds: dict):
 
     from megenginelite.format import read_model
     from megenginelite.graph import build_graph, infer_graph
-    from megenginelite.lower import to_onnx
+    from megenginelite.lower import to_onnx_bytes
 
     # Our exported graph before the MegBrain-level rewrites (graph/passes.py): what converting the model to ONNX
     # op by op gives a user of plain ONNX Runtime.
@@ -98,7 +98,7 @@ def plain_ort_runner(model: str, threads: int, feeds: dict):
     infer_graph(graph, {name: shape for name, (shape, _) in feeds.items()})
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
-    session = ort.InferenceSession(to_onnx(graph).SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(to_onnx_bytes(graph), options, providers=["CPUExecutionProvider"])
     inputs = {name: np.random.RandomState(0).uniform(0, 1, shape).astype(dtype) for name, (shape, dtype) in feeds.items()}
 
     def run(n: int) -> list[float]:

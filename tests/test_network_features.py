@@ -261,7 +261,7 @@ def test_persistent_cache_skips_lowering_on_the_next_load(tmp_path, monkeypatch)
 
     # A new process would read the file: simulate it, and make lowering impossible.
     LiteGlobal.set_persistent_cache(path)
-    monkeypatch.setattr(session, "to_onnx", lambda *a, **k: pytest.fail("lowered despite the cache"))
+    monkeypatch.setattr(session, "to_onnx_bytes", lambda *a, **k: pytest.fail("lowered despite the cache"))
     second = small_network()
     feed_reference(second)
     second.forward()

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-import onnx
+from typing import TYPE_CHECKING
 
 from ..graph.ir import Graph
-from . import elemwise, image, index, linalg, nn, norm, shape, vision  # noqa: F401  (register the lowerings)
+from . import conv, elemwise, image, index, linalg, nn, norm, rnn, shape, vision  # noqa: F401  (register the lowerings)
 from .builder import LOWERINGS, OPSET, Builder, lowering
 
-__all__ = ["to_onnx", "LOWERINGS", "OPSET", "lowering"]
+if TYPE_CHECKING:
+    import onnx
+
+__all__ = ["to_onnx", "to_onnx_bytes", "LOWERINGS", "OPSET", "lowering"]
 
 
-def to_onnx(graph: Graph, name: str = "megengine", expose_vars: bool = False) -> onnx.ModelProto:
-    """The ONNX model computing ``graph``; the graph must already carry inferred shapes and dtypes.
-
-    With ``expose_vars`` every computed var is also an output, named ``var<id>``.
-    """
+def to_onnx_bytes(graph: Graph, name: str = "megengine", expose_vars: bool = False) -> bytes:
+    """The serialized ONNX model computing ``graph`` (written without the ``onnx`` package); the graph must
+    already carry inferred shapes and dtypes. With ``expose_vars`` every computed var is also an output,
+    named ``var<id>``."""
     return Builder(graph).build(name, expose_vars)
+
+
+def to_onnx(graph: Graph, name: str = "megengine", expose_vars: bool = False) -> "onnx.ModelProto":
+    """``to_onnx_bytes`` parsed into an ``onnx.ModelProto`` (imports ``onnx``)."""
+    import onnx
+
+    return onnx.load_from_string(to_onnx_bytes(graph, name, expose_vars))

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import UnsupportedOperatorError
 from ..graph.ir import Graph, Op, Var
+from .onnx_proto import Node, ValueInfo, encode_model, onnx_dtype
 
 OPSET = 18
 
@@ -34,7 +33,7 @@ def lowering(*kinds: str, modes=None):
 
 
 def onnx_type(dtype: np.dtype) -> int:
-    return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    return onnx_dtype(dtype)
 
 
 class Builder:
@@ -42,8 +41,8 @@ class Builder:
 
     def __init__(self, graph: Graph):
         self.graph = graph
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[TensorProto] = []
+        self.nodes: list[Node] = []
+        self.initializers: list[tuple[str, np.ndarray]] = []
         self._names: dict[int, str] = {}
         self._const_cache: dict[tuple, str] = {}
         self._counter = 0
@@ -79,7 +78,7 @@ class Builder:
             if key in self._const_cache:
                 return self._const_cache[key]
         name = self.fresh(hint)
-        self.initializers.append(numpy_helper.from_array(arr, name))
+        self.initializers.append((name, arr))
         if key is not None:
             self._const_cache[key] = name
         return name
@@ -90,8 +89,9 @@ class Builder:
     def node(self, op_type: str, inputs: list[str], n_out: int = 1, **attrs) -> str | list[str]:
         """Append one ONNX node; returns its output name (a list when ``n_out`` > 1)."""
         outs = [self.fresh(op_type.lower()) for _ in range(n_out)]
-        self.nodes.append(helper.make_node(op_type, inputs, outs, name=f"{self._node_prefix}/{op_type}_{self._counter}",
-                                           **attrs))
+        domain = attrs.pop("domain", "")
+        self.nodes.append(Node(op_type, list(inputs), outs, f"{self._node_prefix}/{op_type}_{self._counter}", attrs,
+                               domain))
         return outs if n_out > 1 else outs[0]
 
     def cast(self, value: str, dtype) -> str:
@@ -130,15 +130,13 @@ class Builder:
             if value is not None:
                 self.bind(var, value)
 
-    def build(self, name: str = "megengine", expose_vars: bool = False) -> onnx.ModelProto:
-        """Lower every non-constant op, and wire graph inputs and outputs; the graph must be inferred.
-
-        ``expose_vars`` also makes every computed var an output named ``var<id>`` (for IO dumps).
-        """
+    def build(self, name: str = "megengine", expose_vars: bool = False) -> bytes:
+        """Lower every non-constant op, wire graph inputs and outputs, and return the serialized ONNX model;
+        the graph must be inferred. ``expose_vars`` also makes every computed var an output named ``var<id>``."""
         inputs = []
         for var in self.graph.inputs:
             self._names[var.id] = var.name
-            inputs.append(helper.make_tensor_value_info(var.name, onnx_type(var.dtype.np_dtype), list(var.shape)))
+            inputs.append(ValueInfo(var.name, var.dtype.np_dtype, tuple(var.shape)))
         live = live_ops(self.graph)
         for op in self.graph.ops:
             if op in live and not all(v.is_const for v in op.outputs):
@@ -149,22 +147,18 @@ class Builder:
             name = out_name if out_name not in taken else self.fresh(out_name)
             taken.add(name)
             self._node_prefix = f"output:{out_name}"
-            self.nodes.append(helper.make_node("Identity", [self.name(var)], [name], name=f"output/{name}"))
-            outputs.append(helper.make_tensor_value_info(name, onnx_type(var.dtype.np_dtype), list(var.shape)))
+            self.nodes.append(Node("Identity", [self.name(var)], [name], f"output/{name}"))
+            outputs.append(ValueInfo(name, var.dtype.np_dtype, tuple(var.shape)))
         if expose_vars:
             for op in self.graph.ops:
                 for var in op.outputs:
                     if var.id in self._names and not var.is_const and f"var{var.id}" not in taken:
-                        self.nodes.append(helper.make_node("Identity", [self._names[var.id]], [f"var{var.id}"],
-                                                           name=f"expose/var{var.id}"))
-                        outputs.append(helper.make_tensor_value_info(f"var{var.id}", onnx_type(var.dtype.np_dtype),
-                                                                     list(var.shape)))
-        g = helper.make_graph(self.nodes, name, inputs, outputs, self.initializers)
-        extra = sorted({n.domain for n in self.nodes if n.domain})  # e.g. com.microsoft for ORT contrib ops
-        opsets = [helper.make_opsetid("", OPSET)] + [helper.make_opsetid(d, 1) for d in extra]
-        model = helper.make_model(g, opset_imports=opsets, producer_name="megenginelite")
-        model.ir_version = 8
-        return model
+                        self.nodes.append(Node("Identity", [self._names[var.id]], [f"var{var.id}"],
+                                               f"expose/var{var.id}"))
+                        outputs.append(ValueInfo(f"var{var.id}", var.dtype.np_dtype, tuple(var.shape)))
+        domains = sorted({n.domain for n in self.nodes if n.domain})  # e.g. com.microsoft for ORT contrib ops
+        return encode_model(self.nodes, self.initializers, inputs, outputs,
+                            opsets=[("", OPSET)] + [(d, 1) for d in domains], name=name)
 
 
 def live_ops(graph: Graph) -> set[Op]:

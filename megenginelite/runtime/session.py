@@ -17,7 +17,7 @@ from ..format import ModelRecord
 from ..format.dtypes import NUMPY_DTYPES, DType, from_numpy
 from ..graph import Graph, build_graph, infer_graph
 from ..graph.passes import optimize
-from ..lower import to_onnx
+from ..lower import to_onnx_bytes
 from .cache import SAVED_LEVEL, active_cache, cache_key
 
 
@@ -167,7 +167,7 @@ class CompiledModel:
         entry = cache_key(self.digest, key, config.optimization, config.rewrites) if cache is not None else None
         onnx_bytes = cache.get(entry) if cache is not None else None
         if onnx_bytes is None:
-            onnx_bytes = to_onnx(graph, expose_vars=config.expose_vars).SerializeToString()
+            onnx_bytes = to_onnx_bytes(graph, expose_vars=config.expose_vars)
             if cache is not None:
                 onnx_bytes = self._optimized(onnx_bytes, config)
                 cache.put(entry, onnx_bytes)

@@ -57,7 +57,7 @@ def lower_model(record: ModelRecord, shapes: dict[str, tuple[int, ...]] | None =
     """The ONNX model of ``record`` for these input shapes (the file's own when not given), and its inferred graph."""
     graph = build_graph(record)
     infer_graph(graph, shapes)
-    model = _CountingBuilder(graph, progress).build(graph_name(record))
+    model = onnx.load_from_string(_CountingBuilder(graph, progress).build(graph_name(record)))
     return model, graph
 
 
