@@ -9,9 +9,10 @@ from . import conv, elemwise, image, index, linalg, nn, norm, rnn, shape, vision
 from .builder import LOWERINGS, OPSET, Builder, lowering
 
 if TYPE_CHECKING:
+    import numpy as np
     import onnx
 
-__all__ = ["to_onnx", "to_onnx_bytes", "LOWERINGS", "OPSET", "lowering"]
+__all__ = ["to_onnx", "to_onnx_bytes", "to_onnx_external", "LOWERINGS", "OPSET", "lowering"]
 
 
 def to_onnx_bytes(graph: Graph, name: str = "megengine", expose_vars: bool = False) -> bytes:
@@ -19,6 +20,15 @@ def to_onnx_bytes(graph: Graph, name: str = "megengine", expose_vars: bool = Fal
     already carry inferred shapes and dtypes. With ``expose_vars`` every computed var is also an output,
     named ``var<id>``."""
     return Builder(graph).build(name, expose_vars)
+
+
+def to_onnx_external(graph: Graph, expose_vars: bool = False,
+                     min_bytes: int = 1024) -> tuple[bytes, list[tuple[str, "np.ndarray"]]]:
+    """Like ``to_onnx_bytes``, but initializers of ``min_bytes`` or more are returned beside the model instead of
+    inside it, for ``SessionOptions.add_external_initializers`` (ONNX Runtime then uses them without a copy)."""
+    builder = Builder(graph)
+    data = builder.build("megengine", expose_vars, external_min_bytes=min_bytes)
+    return data, builder.external
 
 
 def to_onnx(graph: Graph, name: str = "megengine", expose_vars: bool = False) -> "onnx.ModelProto":

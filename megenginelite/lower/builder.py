@@ -6,9 +6,10 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import UnsupportedOperatorError
+from ..errors import LiteMemoryError, UnsupportedOperatorError
+from ..graph.infer import MALFORMED, fail
 from ..graph.ir import Graph, Op, Var
-from .onnx_proto import Node, ValueInfo, encode_model, onnx_dtype
+from .onnx_proto import External, Node, ValueInfo, encode_model, onnx_dtype
 
 OPSET = 18
 
@@ -48,6 +49,7 @@ class Builder:
         self._counter = 0
         self._node_prefix = "graph"
         self._owner_tag = ""
+        self.external: list[tuple[str, np.ndarray]] = []
 
     def fresh(self, hint: str = "t") -> str:
         """A new value name; inside an op's lowering it starts with ``o<opr index>.`` (profiles map it back)."""
@@ -124,15 +126,24 @@ class Builder:
         self._owner_tag = f"o{op.index}."
         try:
             outs = fn(self, op)
+        except MemoryError as exc:  # tables sized by a huge declared shape (e.g. a corrupted file)
+            raise LiteMemoryError(f"{op.describe()}: lowering needs more memory than this process may use: "
+                                  f"{exc}") from None
+        except MALFORMED as exc:  # an op that is not what its kind promises (corrupted params or dtypes)
+            raise fail(op, f"malformed operator ({len(op.inputs)} inputs, params {op.params}) cannot be lowered: "
+                           f"{type(exc).__name__}: {exc}") from None
         finally:
             self._owner_tag = ""
         for var, value in zip(op.outputs, outs):
             if value is not None:
                 self.bind(var, value)
 
-    def build(self, name: str = "megengine", expose_vars: bool = False) -> bytes:
+    def build(self, name: str = "megengine", expose_vars: bool = False, external_min_bytes: int | None = None) -> bytes:
         """Lower every non-constant op, wire graph inputs and outputs, and return the serialized ONNX model;
-        the graph must be inferred. ``expose_vars`` also makes every computed var an output named ``var<id>``."""
+        the graph must be inferred. ``expose_vars`` also makes every computed var an output named ``var<id>``.
+
+        With ``external_min_bytes``, initializers of at least that size are left out of the bytes and listed in
+        ``self.external`` instead, for ONNX Runtime to use in place (no copy of the weights in the model)."""
         inputs = []
         for var in self.graph.inputs:
             self._names[var.id] = var.name
@@ -157,7 +168,11 @@ class Builder:
                                                f"expose/var{var.id}"))
                         outputs.append(ValueInfo(f"var{var.id}", var.dtype.np_dtype, tuple(var.shape)))
         domains = sorted({n.domain for n in self.nodes if n.domain})  # e.g. com.microsoft for ORT contrib ops
-        return encode_model(self.nodes, self.initializers, inputs, outputs,
+        initializers: list = self.initializers
+        if external_min_bytes is not None:
+            self.external = [(n, a) for n, a in self.initializers if a.nbytes >= external_min_bytes]
+            initializers = [(n, External(a) if a.nbytes >= external_min_bytes else a) for n, a in self.initializers]
+        return encode_model(self.nodes, initializers, inputs, outputs,
                             opsets=[("", OPSET)] + [(d, 1) for d in domains], name=name)
 
 

@@ -80,11 +80,32 @@ class ValueInfo:
     shape: tuple[int, ...]
 
 
+@dataclass
+class External:
+    """An initializer whose data ONNX Runtime gets from the caller (``add_external_initializers``)."""
+
+    array: np.ndarray
+
+
+EXTERNAL_LOCATION = "megenginelite-external-initializer"
+
+
+def _external_tensor(name: str, array: np.ndarray) -> list:
+    """Dims, type and name, with data_location EXTERNAL: the model carries no copy of the weights."""
+    chunks = _packed_ints(1, array.shape) if array.ndim else []
+    chunks.append(_int(2, onnx_dtype(array.dtype)))
+    chunks += _bytes(8, name)
+    chunks += _message(13, _bytes(1, "location") + _bytes(2, EXTERNAL_LOCATION))
+    chunks.append(_int(14, 1))
+    return chunks
+
+
 def _tensor(name: str, array: np.ndarray) -> list:
+    shape = np.shape(array)  # np.ascontiguousarray turns 0-d arrays into 1-d ones: keep the real shape
     array = np.ascontiguousarray(array)
     if array.dtype.byteorder == ">":
         array = array.astype(array.dtype.newbyteorder("<"))
-    chunks = _packed_ints(1, array.shape) if array.ndim else []
+    chunks = _packed_ints(1, shape) if len(shape) else []
     chunks.append(_int(2, onnx_dtype(array.dtype)))
     chunks += _bytes(8, name)
     chunks += _bytes(9, memoryview(array).cast("B") if array.size else b"")
@@ -132,16 +153,17 @@ def _value_info(info: ValueInfo) -> list:
     return _bytes(1, info.name) + _message(2, _message(1, tensor_type))
 
 
-def encode_model(nodes: list[Node], initializers: list[tuple[str, np.ndarray]], inputs: list[ValueInfo],
+def encode_model(nodes: list[Node], initializers: list[tuple[str, np.ndarray | External]], inputs: list[ValueInfo],
                  outputs: list[ValueInfo], opsets: list[tuple[str, int]], ir_version: int = 8, name: str = "graph",
                  producer: str = "megenginelite") -> bytes:
-    """The serialized ``ModelProto``."""
+    """The serialized ``ModelProto``; ``External`` initializers are declared without their data."""
     graph: list = []
     for node in nodes:
         graph += _message(1, _node(node))
     graph += _bytes(2, name)
     for init_name, array in initializers:
-        graph += _message(5, _tensor(init_name, array))
+        tensor = _external_tensor(init_name, array.array) if isinstance(array, External) else _tensor(init_name, array)
+        graph += _message(5, tensor)
     for info in inputs:
         graph += _message(11, _value_info(info))
     for info in outputs:

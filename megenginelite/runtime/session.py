@@ -7,7 +7,7 @@ import os
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import onnxruntime as ort
@@ -17,8 +17,9 @@ from ..format import ModelRecord
 from ..format.dtypes import NUMPY_DTYPES, DType, from_numpy
 from ..graph import Graph, build_graph, infer_graph
 from ..graph.passes import optimize
-from ..lower import to_onnx_bytes
+from ..lower import to_onnx_bytes, to_onnx_external
 from .cache import SAVED_LEVEL, active_cache, cache_key
+from .device import DeviceView
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,12 @@ class SessionConfig:
     profile_prefix: str | None = None
     expose_vars: bool = False
     rewrites: bool = True
+    device_id: int = 0  # the GPU of the CUDA / TensorRT providers
+
+    def provider_list(self) -> list:
+        """``providers`` as InferenceSession takes them, the GPU ones with their ``device_id`` option."""
+        gpu = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+        return [(p, {"device_id": str(self.device_id)}) if p in gpu else p for p in self.providers]
 
     def session_options(self) -> ort.SessionOptions:
         so = ort.SessionOptions()
@@ -70,29 +77,47 @@ class Plan:
     onnx_outputs: list[str]
     compile_seconds: float
     exposed: list[str]
+    keepalive: list = field(default_factory=list, repr=False)  # arrays ONNX Runtime reads in place
 
-    def run(self, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run once, reading each input array in place and writing each output array in place (no copies).
+    def run(self, feeds: dict[str, np.ndarray | DeviceView],
+            outputs: dict[str, np.ndarray | DeviceView]) -> dict[str, np.ndarray]:
+        """Run once, reading each input in place and writing each output in place (no copies).
 
-        Returns the values of the exposed intermediate vars (``var<id>`` -> array) when the plan exposes them.
+        A buffer is a numpy array (host memory, bound as "cpu") or a ``DeviceView`` (device memory, bound by its
+        pointer as the backend's ONNX Runtime device: "cuda" and the device id, or "cpu" for the host-emulated
+        device of the tests).  Returns the values of the exposed intermediate vars (``var<id>`` -> array) when the
+        plan exposes them.
         """
         binding = self.session.io_binding()
         for spec in self.inputs:
-            arr = feeds[spec.name]
-            binding.bind_input(spec.name, "cpu", 0, arr.dtype, list(arr.shape), arr.ctypes.data)
+            _bind(binding.bind_input, spec.name, feeds[spec.name])
         for spec, onnx_name in zip(self.outputs, self.onnx_outputs):
-            arr = outputs[spec.name]
-            binding.bind_output(onnx_name, "cpu", 0, arr.dtype, list(arr.shape), arr.ctypes.data)
+            _bind(binding.bind_output, onnx_name, outputs[spec.name])
         for name in self.exposed:
             binding.bind_output(name, "cpu")
+        # one view per device: synchronize it so our copies land before ONNX Runtime's stream reads the memory
+        on_device = {(id(b.memory.backend), b.memory.device_id): b
+                     for b in (*feeds.values(), *outputs.values()) if isinstance(b, DeviceView)}.values()
+        for view in on_device:
+            view.synchronize()
         try:
             self.session.run_with_iobinding(binding)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise LiteError(f"inference failed: {exc}") from exc
+        for view in on_device:
+            view.synchronize()
         if not self.exposed:
             return {}
         values = binding.copy_outputs_to_cpu()[len(self.outputs):]
         return dict(zip(self.exposed, values))
+
+
+def _bind(bind, name: str, buffer: np.ndarray | DeviceView) -> None:
+    """``bind_input`` / ``bind_output`` of one host array or device view, by pointer."""
+    if isinstance(buffer, DeviceView):
+        bind(name, buffer.ort_device, buffer.ort_device_id, buffer.dtype, list(buffer.shape), buffer.ptr)
+    else:
+        bind(name, "cpu", 0, buffer.dtype, list(buffer.shape), buffer.ctypes.data)
 
 
 ShapeKey = tuple[tuple[str, tuple[int, ...], str], ...]
@@ -166,13 +191,20 @@ class CompiledModel:
         cache = active_cache() if self._model_bytes is not None and not config.expose_vars else None
         entry = cache_key(self.digest, key, config.optimization, config.rewrites) if cache is not None else None
         onnx_bytes = cache.get(entry) if cache is not None else None
-        if onnx_bytes is None:
-            onnx_bytes = to_onnx_bytes(graph, expose_vars=config.expose_vars)
-            if cache is not None:
-                onnx_bytes = self._optimized(onnx_bytes, config)
-                cache.put(entry, onnx_bytes)
+        options = config.session_options()
+        keepalive: list = []
+        if onnx_bytes is None and cache is not None:
+            onnx_bytes = self._optimized(to_onnx_bytes(graph, expose_vars=config.expose_vars), config)
+            cache.put(entry, onnx_bytes)
+        elif onnx_bytes is None:
+            # Weights stay in our arrays (mostly views on the file's bytes): ONNX Runtime uses them in place.
+            onnx_bytes, external = to_onnx_external(graph, expose_vars=config.expose_vars)
+            if external:
+                values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a)) for _, a in external]
+                options.add_external_initializers([n for n, _ in external], values)
+                keepalive = [external, values]
         try:
-            session = ort.InferenceSession(onnx_bytes, config.session_options(), providers=list(config.providers))
+            session = ort.InferenceSession(onnx_bytes, options, providers=config.provider_list())
         except Exception as exc:
             raise LiteError(f"{self.source}: ONNX Runtime rejected the lowered model: {exc}") from exc
         outputs = [TensorSpec(name, tuple(var.shape), var.dtype) for name, var in graph.outputs]
@@ -180,7 +212,8 @@ class CompiledModel:
         return Plan(graph=graph, session=session,
                     inputs=[TensorSpec(v.name, tuple(v.shape), v.dtype) for v in graph.inputs],
                     outputs=outputs, onnx_outputs=onnx_outputs[:len(outputs)],
-                    compile_seconds=time.perf_counter() - start, exposed=onnx_outputs[len(outputs):])
+                    compile_seconds=time.perf_counter() - start, exposed=onnx_outputs[len(outputs):],
+                    keepalive=keepalive)
 
     @property
     def digest(self) -> str:
