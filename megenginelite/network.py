@@ -18,6 +18,8 @@ from .errors import InvalidInputError, LiteArgumentError, LiteError, LiteUsageEr
 from .format import read_model
 from .graph.input_order import original_input_order
 from .runtime import inspect
+from .runtime.device import DeviceView, check_device
+from .runtime.device import backend as device_backend
 from .runtime.onnx_model import OnnxModel, is_onnx_file
 from .runtime.session import CompiledModel, Plan, SessionConfig
 from .struct import (LiteAlgoSelectStrategy, LiteConfig, LiteDeviceType, LiteExtraConfig, LiteIO, LiteIOType,
@@ -95,6 +97,7 @@ class LiteNetwork:
         self._txt_dump: str | None = None
         self._bin_dump: str | None = None
         self._discrete: dict[str, list] = {}
+        self._forward_lock = threading.RLock()
 
     # ------------------------------------------------------------------ configuration (before load)
 
@@ -139,8 +142,11 @@ class LiteNetwork:
     def _session_config(self) -> SessionConfig:
         device = int(self.config.device_type)
         if device == LiteDeviceType.LITE_CUDA:
+            check_device(self._device_id, "CUDAExecutionProvider")  # "request gpu0 out of valid range [0, 0)"
+            if device_backend().emulated:  # the tests' host-emulated device: its memory is host memory
+                return SessionConfig(threads=self._threads)
             gpu = ("TensorrtExecutionProvider",) if self._tensorrt else ()
-            return SessionConfig(threads=self._threads,
+            return SessionConfig(threads=self._threads, device_id=self._device_id,
                                  providers=gpu + ("CUDAExecutionProvider", "CPUExecutionProvider"))
         return SessionConfig(threads=1 if self._inplace else self._threads)
 
@@ -261,12 +267,10 @@ class LiteNetwork:
         self._model, self._plan = model, plan
         self._inputs, self._outputs = {}, {}
         for spec in plan.inputs:
-            tensor = LiteTensor(layout=LiteLayout(spec.shape, spec.dtype.np_dtype))
-            self._inputs[spec.name] = tensor._impl
+            self._inputs[spec.name] = self._io_tensor(spec.name, True, LiteLayout(spec.shape, spec.dtype.np_dtype))
         self._input_order = original_input_order([s.name for s in plan.inputs])
         for spec in plan.outputs:
-            tensor = LiteTensor(layout=LiteLayout(spec.shape, spec.dtype.np_dtype))
-            self._outputs[spec.name] = tensor._impl
+            self._outputs[spec.name] = self._io_tensor(spec.name, False, LiteLayout(spec.shape, spec.dtype.np_dtype))
         for cfg in self.network_io.inputs:
             if cfg.name in self._inputs and cfg.config_layout.ndim:
                 impl = self._inputs[cfg.name]
@@ -281,14 +285,32 @@ class LiteNetwork:
                 self._discrete[name] = [LiteTensor(layout=LiteLayout((1,) + tuple(shape[1:]), impl.dtype))._impl
                                         for _ in range(shape[0])]
 
+    def _is_host(self, name: str, inputs: bool) -> bool:
+        """Whether an IO tensor is in host memory: always on CPU (the original forces is_host there); on CUDA as
+        its LiteIO says (default True)."""
+        if int(self.config.device_type) != LiteDeviceType.LITE_CUDA:
+            return True
+        for cfg in self.network_io.inputs if inputs else self.network_io.outputs:
+            if cfg.name == name:
+                return bool(cfg.is_host)
+        return True
+
+    def _io_tensor(self, name: str, inputs: bool, layout: LiteLayout):
+        """A new IO tensor impl: CPU on a CPU network; on a CUDA network, as in the original, a LITE_CUDA tensor
+        in device memory for ``is_host=False`` and in pinned host memory otherwise."""
+        if int(self.config.device_type) != LiteDeviceType.LITE_CUDA:
+            return LiteTensor(layout=layout)._impl
+        return LiteTensor(layout, LiteDeviceType.LITE_CUDA, self._device_id,
+                          is_pinned_host=self._is_host(name, inputs))._impl
+
     def _io(self, name: str, inputs: bool) -> LiteIO:
-        """The key of the callbacks' dicts: a LiteIO describing the tensor as the network holds it (host memory,
+        """The key of the callbacks' dicts: a LiteIO describing the tensor as the network holds it (its memory,
         the configured IO type), not the user's config object, as in the original."""
         io_type = LiteIOType.LITE_IO_VALUE
         for cfg in self.network_io.inputs if inputs else self.network_io.outputs:
             if cfg.name == name:
                 io_type = cfg.io_type
-        return LiteIO(name, is_host=True, io_type=io_type)
+        return LiteIO(name, is_host=self._is_host(name, inputs), io_type=io_type)
 
     # ------------------------------------------------------------------ running
 
@@ -317,19 +339,27 @@ class LiteNetwork:
         except Exception:
             logger.exception("exception ignored in a megenginelite callback %r", callback)
 
-    def _gather_inputs(self) -> dict[str, np.ndarray]:
-        feeds: dict[str, np.ndarray] = {}
+    def _gather_inputs(self) -> dict[str, np.ndarray | DeviceView]:
+        """Each input as Plan.run binds it: a host array, or device memory by pointer (never copied)."""
+        feeds: dict[str, np.ndarray | DeviceView] = {}
         for name, impl in self._inputs.items():
             if name in self._discrete:
-                arr = np.concatenate([part.array() for part in self._discrete[name]])
+                arr = np.concatenate([part.host_array() for part in self._discrete[name]])
+            elif impl.is_contiguous:
+                arr = impl.binding()
             else:
-                arr = impl.array()
-            if not arr.flags.c_contiguous:
                 raise InvalidInputError(f"input {name!r} is not contiguous")
             feeds[name] = arr
         return feeds
 
     def _forward(self) -> None:
+        # One run at a time per network: forwards from several threads (and a forward while an asynchronous one is
+        # running) take turns, so each run reads one consistent set of inputs and writes complete outputs. A
+        # re-entrant lock, so a start/finish callback may itself call forward().
+        with self._forward_lock:
+            self._forward_locked()
+
+    def _forward_locked(self) -> None:
         if self._start_callback is not None:
             self._call_user(self._start_callback, {self._io(n, True): LiteTensor._wrap(t)
                                                    for n, t in self._inputs.items()})
@@ -342,7 +372,7 @@ class LiteNetwork:
                                         f"{{{','.join(map(str, feeds[spec.name].shape))}}} (options.const_shape is set)")
             plan = self._model.plan({k: v.shape for k, v in feeds.items()}, {k: v.dtype for k, v in feeds.items()})
             self._plan = plan
-        outputs: dict[str, np.ndarray] = {}
+        outputs: dict[str, np.ndarray | DeviceView] = {}
         user_memory = self.config.options.force_output_use_user_specified_memory
         for spec in plan.outputs:
             impl = self._outputs[spec.name]
@@ -350,10 +380,10 @@ class LiteNetwork:
                 raise LiteUsageError(f"assertion `dev_tensor_valid()' failed: output {spec.name!r} has no memory of "
                                      f"its own; with force_output_use_user_specified_memory, give every output "
                                      f"memory with set_data_by_share before forward")
-            arr = impl.array()
+            arr = impl.binding()
             if arr.shape != spec.shape or arr.dtype != spec.dtype.np_dtype:
                 impl.set_layout(spec.shape, spec.dtype.np_dtype)
-                arr = impl.array()
+                arr = impl.binding()
             outputs[spec.name] = arr
         if self._profile_path or self._txt_dump or self._bin_dump:
             self._inspected_run(feeds, outputs)
@@ -363,7 +393,8 @@ class LiteNetwork:
             self._call_user(self._finish_callback, {self._io(n, False): LiteTensor._wrap(t)
                                                     for n, t in self._outputs.items()})
 
-    def _inspected_run(self, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> None:
+    def _inspected_run(self, feeds: dict[str, np.ndarray | DeviceView],
+                       outputs: dict[str, np.ndarray | DeviceView]) -> None:
         """A run on a fresh session that also profiles and/or exposes every var for the IO dumps."""
         dumping = bool(self._txt_dump or self._bin_dump)
         with tempfile.TemporaryDirectory() as tmp:
@@ -375,7 +406,8 @@ class LiteNetwork:
             if self._profile_path:
                 inspect.write_profile(self._profile_path, plan.graph, plan.session.end_profiling())
         if dumping:
-            values = inspect.var_values(plan.graph, exposed, feeds)
+            host_feeds = {k: v.to_numpy() if isinstance(v, DeviceView) else v for k, v in feeds.items()}
+            values = inspect.var_values(plan.graph, exposed, host_feeds)
             if self._txt_dump:
                 inspect.write_txt_dump(self._txt_dump, plan.graph, values)
             if self._bin_dump:

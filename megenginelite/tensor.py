@@ -3,8 +3,10 @@
 Layering (the network code uses the lower two):
 
 * ``HostMemory`` - a flat ``uint8`` numpy buffer, either allocated here or borrowed from the caller (a numpy array
-  or a raw address).  Device memory can later be added as another class with the same small interface
-  (``nbytes``, ``ptr()``, ``is_host``).
+  or a raw address).  ``DeviceMemory`` (``runtime/device.py``) has the same small interface (``nbytes``, ``ptr()``,
+  ``is_host``) for LITE_CUDA tensors that are not pinned, but no numpy buffer: host code reaches it only through
+  explicit copies (``store``, ``host_array``, ``load_from``), which use the active device backend (the CUDA runtime,
+  or the host emulation the tests select).
 * ``TensorImpl`` - the shared state of a tensor: layout, device, memory, byte offset and strides (for slices), and a
   ``version`` counter bumped whenever the memory object is replaced.  Several ``LiteTensor`` wrappers may point to
   one impl (``LiteTensor._wrap``), just as several Python objects of the original point to one C tensor.
@@ -16,15 +18,16 @@ Memory is allocated lazily, on first need.
 from __future__ import annotations
 
 import ctypes
-import functools
 import math
 import operator
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence, Union
 
 import numpy as np
 
 from .base import ctype_to_lite_dtypes
-from .errors import DeviceError, LiteArgumentError, LiteError
+from .errors import DeviceError, LiteArgumentError, LiteError, LiteMemoryError
+from .runtime import device as _device
+from .runtime.device import DeviceMemory, DeviceView, copy_bytes
 from .struct import (
     _LITE_TO_NP,
     _MGB_DTYPE_NAMES,
@@ -45,30 +48,9 @@ _ALIGN = 64
 # devices
 
 
-@functools.lru_cache(maxsize=None)
 def cuda_device_count() -> int:
-    """Number of CUDA devices usable through ONNX Runtime (0 without onnxruntime-gpu, a driver or a GPU)."""
-    try:
-        import onnxruntime
-    except ImportError:  # pragma: no cover - onnxruntime is a dependency
-        return 0
-    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-        return 0
-    for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
-        try:
-            lib = ctypes.CDLL(name)
-        except OSError:
-            continue
-        try:
-            if lib.cuInit(0) != 0:
-                return 0
-            count = ctypes.c_int(0)
-            if lib.cuDeviceGetCount(ctypes.byref(count)) != 0:
-                return 0
-            return int(count.value)
-        except AttributeError:
-            return 0
-    return 0
+    """Number of CUDA devices of the active device backend (0 without a CUDA runtime, a driver or a GPU)."""
+    return _device.device_count()
 
 
 def _check_device(device_type: int, device_id: int, is_pinned_host: bool) -> LiteDeviceType:
@@ -81,12 +63,7 @@ def _check_device(device_type: int, device_id: int, is_pinned_host: bool) -> Lit
     if dev == LiteDeviceType.LITE_CUDA:
         if is_pinned_host:
             return dev  # pinned host memory is host memory: usable without a GPU
-        count = cuda_device_count()
-        if not 0 <= device_id < count:
-            raise DeviceError(
-                f"request gpu{device_id} out of valid range [0, {count}): LITE_CUDA tensors need onnxruntime-gpu "
-                "(CUDAExecutionProvider) and a CUDA device; use LITE_CPU (or is_pinned_host=True) tensors instead"
-            )
+        _device.check_device(device_id)
         return dev
     raise DeviceError(f"lite unsupported compnode type: enum value: {int(dev)}. ({dev.name} is not supported)")
 
@@ -110,8 +87,12 @@ class HostMemory:
 
     @classmethod
     def allocate(cls, nbytes: int) -> "HostMemory":
-        """New zero-filled memory of ``nbytes`` bytes, 64-byte aligned."""
-        raw = np.zeros(nbytes + _ALIGN, dtype=np.uint8)
+        """New zero-filled memory of ``nbytes`` bytes, 64-byte aligned (LiteMemoryError when it cannot be had)."""
+        try:
+            raw = np.zeros(nbytes + _ALIGN, dtype=np.uint8)
+        except (MemoryError, ValueError) as exc:  # ValueError: "array is too big" (more than the address space)
+            raise LiteMemoryError(f"cannot allocate {nbytes} bytes ({nbytes / 2**30:.3g} GiB) of tensor memory: "
+                                  f"{exc}") from None
         start = (-raw.__array_interface__["data"][0]) % _ALIGN
         return cls(raw[start : start + nbytes])
 
@@ -140,6 +121,10 @@ class HostMemory:
         return int(self.buffer.__array_interface__["data"][0])
 
 
+#: the memory behind a tensor: host (numpy) or device (``runtime.device.DeviceMemory``)
+Memory = Union[HostMemory, DeviceMemory]
+
+
 def _c_strides(shape: Sequence[int], itemsize: int) -> list[int]:
     strides = [0] * len(shape)
     acc = itemsize
@@ -165,7 +150,9 @@ def _fmt_shape(shape: Sequence[int]) -> str:
 
 
 def _address_of(data: Any) -> tuple[int | None, Any]:
-    """(address, None) for ints and ctypes objects, (None, uint8 array) for buffer-protocol objects."""
+    """(address, None) for ints and ctypes pointers, (None, uint8 array) for objects whose size is known: ctypes
+    arrays/structures and buffer-protocol objects (so a buffer smaller than the tensor is an error, never a read or
+    write past its end; an int address or pointer carries no size and must be as large as the tensor)."""
     if isinstance(data, bool):
         raise LiteArgumentError("argument 2: TypeError: wrong type (expected memory, got bool)")
     if isinstance(data, int):
@@ -173,7 +160,7 @@ def _address_of(data: Any) -> tuple[int | None, Any]:
     if isinstance(data, (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_wchar_p, ctypes._Pointer)):
         return ctypes.cast(data, ctypes.c_void_p).value, None
     if isinstance(data, (ctypes.Array, ctypes.Structure, ctypes.Union)):
-        return ctypes.addressof(data), None
+        return None, np.frombuffer(data, dtype=np.uint8)
     if isinstance(data, (bytes, bytearray, memoryview)):
         return None, np.frombuffer(data, dtype=np.uint8)
     raise LiteArgumentError(
@@ -208,7 +195,7 @@ class TensorImpl:
         self._layout_obj = layout if layout is not None else LiteLayout()
         self._shape: tuple[int, ...] = ()
         self._data_type = LiteDataType.LITE_FLOAT
-        self.memory: HostMemory | None = None
+        self.memory: Memory | None = None
         self.offset = 0
         self.strides: tuple[int, ...] | None = None
         self.version = 0
@@ -256,9 +243,16 @@ class TensorImpl:
         return self.strides is None
 
     @property
+    def on_device(self) -> bool:
+        """Whether new memory for this tensor is device memory (a LITE_CUDA tensor that is not pinned)."""
+        return self.device_type == LiteDeviceType.LITE_CUDA and not self.is_pinned_host
+
+    @property
     def is_host_accessible(self) -> bool:
-        """Whether numpy can read the memory directly (always true until device memory exists)."""
-        return self.memory is None or self.memory.is_host
+        """Whether numpy can read the memory in place (false for device memory, present or to be allocated)."""
+        if self.memory is None:
+            return not self.on_device
+        return self.memory.is_host
 
     @property
     def layout(self) -> LiteLayout:
@@ -305,16 +299,19 @@ class TensorImpl:
 
     # -- memory ------------------------------------------------------------------------------------------------
 
-    def _set_memory(self, memory: HostMemory | None, offset: int = 0) -> None:
+    def _set_memory(self, memory: Memory | None, offset: int = 0) -> None:
         self.memory = memory
         self.offset = offset
         self.version += 1
 
-    def _ensure_memory(self) -> HostMemory:
+    def _ensure_memory(self) -> Memory:
         need = self.nbytes
         if self.memory is None or (self.strides is None and self.offset + need > self.memory.nbytes):
             self.strides = None
-            self._set_memory(HostMemory.allocate(need))
+            if self.on_device:
+                self._set_memory(DeviceMemory.allocate(need, self.device_id))
+            else:
+                self._set_memory(HostMemory.allocate(need))
         return self.memory
 
     @property
@@ -328,20 +325,105 @@ class TensorImpl:
     def array(self) -> np.ndarray:
         """A numpy view (no copy) of the contents with the current shape and dtype; allocates if needed.
 
-        Non-contiguous tensors (slices) give a strided view.  Raises LiteError for an empty layout.
+        Non-contiguous tensors (slices) give a strided view.  Raises LiteError for an empty layout, and DeviceError
+        for a tensor in device memory (use ``host_array``, ``to_numpy`` or ``store``, which copy).
         """
         self._check_layout()
         mem = self._ensure_memory()
         if self.nbytes == 0:
             return np.zeros(self._shape, dtype=self.dtype)
+        if not mem.is_host:
+            raise DeviceError(
+                f"the tensor is in device memory ({LiteDeviceType(self.device_type).name} device {self.device_id}): "
+                f"numpy cannot use it in place; copy it to host with to_numpy() or copy_from()"
+            )
         return np.ndarray(self._shape, self.dtype, buffer=mem.buffer, offset=self.offset, strides=self.strides)
 
     def bytes_view(self) -> np.ndarray:
-        """The contents as a 1-D uint8 view (contiguous tensors only)."""
+        """The contents as a 1-D uint8 view (contiguous host tensors only)."""
         assert self.strides is None, "bytes_view needs a contiguous tensor"
         self._check_layout()
         mem = self._ensure_memory()
         return mem.buffer[self.offset : self.offset + self.nbytes]
+
+    def _extent(self) -> tuple[int, int]:
+        """[start, end) bytes of the memory the elements span (slices: including the gaps between them)."""
+        if self.strides is None or self.nbytes == 0:
+            return self.offset, self.offset + self.nbytes
+        span = sum((d - 1) * s for d, s in zip(self._shape, self.strides)) + self.dtype.itemsize
+        return self.offset, self.offset + span
+
+    def _device_window(self, mem: DeviceMemory) -> tuple[np.ndarray, np.ndarray, int]:
+        """A host copy of the device bytes the elements span, and a view of the elements in it."""
+        lo, hi = self._extent()
+        raw = np.empty(hi - lo, np.uint8)
+        mem.read(lo, raw.ctypes.data, hi - lo)
+        view = np.ndarray(self._shape, self.dtype, buffer=raw, offset=self.offset - lo, strides=self.strides)
+        return raw, view, lo
+
+    def host_array(self) -> np.ndarray:
+        """The contents on the host: the in-place view for host memory, a fresh copy for device memory."""
+        self._check_layout()
+        mem = self._ensure_memory()
+        if mem.is_host or self.nbytes == 0:
+            return self.array()
+        if self.strides is None:
+            out = np.empty(self._shape, self.dtype)
+            mem.read(self.offset, out.ctypes.data, self.nbytes)
+            return out
+        return np.array(self._device_window(mem)[1], order="C")
+
+    def store(self, values: np.ndarray) -> None:
+        """Write host ``values`` (this tensor's dtype, as many elements) into the memory: in place for host memory,
+        a host-to-device copy for device memory (slices included)."""
+        self._check_layout()
+        mem = self._ensure_memory()
+        if self.nbytes == 0:
+            return
+        values = np.asarray(values).reshape(self._shape)
+        if mem.is_host:
+            np.copyto(self.array(), values)
+        elif self.strides is None:
+            values = np.ascontiguousarray(values, dtype=self.dtype)
+            mem.write(self.offset, values.ctypes.data, self.nbytes)
+        else:
+            raw, view, lo = self._device_window(mem)  # read-modify-write of the span: gaps keep their bytes
+            np.copyto(view, values)
+            mem.write(lo, raw.ctypes.data, raw.nbytes)
+
+    def store_bytes(self, data: np.ndarray) -> None:
+        """Copy ``nbytes`` raw bytes (a host uint8 array) into the contiguous memory of this tensor."""
+        assert self.strides is None, "store_bytes needs a contiguous tensor"
+        self._check_layout()
+        mem = self._ensure_memory()
+        if mem.is_host:
+            self.bytes_view()[...] = data[: self.nbytes]
+        elif self.nbytes:
+            data = np.ascontiguousarray(data[: self.nbytes])
+            mem.write(self.offset, data.ctypes.data, self.nbytes)
+
+    def load_from(self, src: "TensorImpl") -> None:
+        """Copy ``src``'s elements (same dtype and element count) into this tensor's memory, wherever both live:
+        one memcpy (host-host, host-device, device-host or device-device) when both are contiguous."""
+        self._check_layout()
+        dst_mem = self._ensure_memory()
+        src._check_layout()
+        src_mem = src._ensure_memory()
+        if dst_mem.is_host and src_mem.is_host:
+            np.copyto(self.array(), src.array().reshape(self._shape))
+        elif self.strides is None and src.strides is None:
+            copy_bytes(dst_mem, self.offset, src_mem, src.offset, min(self.nbytes, src.nbytes))
+        else:
+            self.store(src.host_array())
+
+    def binding(self) -> np.ndarray | DeviceView:
+        """What ``Plan.run`` binds for this tensor: the numpy view for host memory, a ``DeviceView`` (device
+        pointer, shape, dtype) for device memory."""
+        self._check_layout()
+        mem = self._ensure_memory()
+        if mem.is_host:
+            return self.array()
+        return DeviceView(mem, self.offset, self._shape, self.dtype)
 
     def data_ptr(self) -> int:
         """Address of the first element; allocates if needed."""
@@ -365,8 +447,8 @@ class TensorImpl:
         self._set_memory(HostMemory.from_array(array))
         self._sync_layout()
 
-    def share_host_memory(self, memory: HostMemory) -> None:
-        """Use ``memory`` (at offset 0) as the memory of the current layout; bumps ``version``."""
+    def share_host_memory(self, memory: Memory) -> None:
+        """Use ``memory`` (host or device, at offset 0) as the memory of the current layout; bumps ``version``."""
         if memory.nbytes < self.nbytes:
             raise LiteError(
                 f"the memory reset to the tensor is too small. ({memory.nbytes} bytes for a layout of {self.nbytes})"
@@ -402,19 +484,25 @@ class TensorImpl:
             raise LiteError(
                 f"attempt to access dtype {_MGB_DTYPE_NAMES[self._data_type]} as {_MGB_DTYPE_NAMES[src._data_type]}"
             )
-        data = src.array()
         if self.strides is None:
             self._apply_layout(src._shape, src._data_type)
         elif self._shape != src._shape:
             raise LiteError(
                 f"shape differs in copy_from_fixlayout: {_fmt_shape(self._shape)} vs {_fmt_shape(src._shape)}"
             )
-        np.copyto(self.array(), data)
+        if self is not src:
+            self.load_from(src)
 
     def fill_zero(self) -> None:
         if not self._shape:
             raise LiteError("fill_zero can't apply on a tensor with empty layout.")
-        self.array()[...] = 0
+        mem = self._ensure_memory()
+        if mem.is_host:
+            self.array()[...] = 0
+        elif self.strides is None:
+            mem.fill(self.offset, 0, self.nbytes)  # memset
+        else:
+            self.store(np.zeros(self._shape, self.dtype))
 
     def reshape(self, shape: Iterable[int]) -> None:
         """Change the dims in place keeping the data (one -1 allowed); LiteError "The reshape inputs invalid."."""
@@ -436,10 +524,14 @@ class TensorImpl:
         if math.prod(dims) != total:
             raise bad
         if self.strides is not None:
-            # a strided slice cannot be viewed with a new shape: compact it into new memory first
-            compact = self.array().copy()
+            # a strided slice cannot be viewed with a new shape: compact it into new memory (same device) first
+            compact = np.array(self.host_array(), order="C")
             self.strides = None
-            self._set_memory(HostMemory.from_array(compact, borrowed=False))
+            if self.on_device:
+                self._set_memory(None)
+                self.store(compact)
+            else:
+                self._set_memory(HostMemory.from_array(compact, borrowed=False))
         self._shape = tuple(dims)
         self._sync_layout()
 
@@ -491,6 +583,8 @@ class TensorImpl:
         also for layouts such as [0, 3], as in the original."""
         if self.nbytes == 0:
             return np.array([], dtype=self.dtype)
+        if not self._ensure_memory().is_host:
+            return self.host_array()  # already a fresh C-contiguous copy
         return np.array(self.array(), order="C", copy=True)
 
 
@@ -512,9 +606,10 @@ class LiteTensor:
 
     Args:
         layout: a LiteLayout; the object is used (aliased), so later layout changes show in it.
-        device_type: LITE_CPU (default) or LITE_DEVICE_DEFAULT (same as CPU); LITE_CUDA raises DeviceError unless
-            ``is_pinned_host`` (pinned host memory is ordinary host memory here) or onnxruntime reports the
-            CUDAExecutionProvider and a CUDA device; such tensors are still backed by host memory for now.
+        device_type: LITE_CPU (default) or LITE_DEVICE_DEFAULT (same as CPU), or LITE_CUDA: device memory from the
+            active device backend (``runtime.device``: the CUDA runtime, or a host emulation in tests); DeviceError
+            "request gpuN out of valid range" when there is no such device.  Device memory is reached from the
+            host only through copies (``set_data_by_copy``, ``copy_from``, ``to_numpy``).
         device_id: device number.
         is_pinned_host: page-locked host memory for faster device copies (plain host memory here).
         shapes, dtype: build the layout from these when ``layout`` is None.
@@ -630,7 +725,9 @@ class LiteTensor:
         """Use the caller's memory as the tensor memory, without copying.
 
         Args:
-            data: a C-contiguous numpy array (kept alive by the tensor), a ctypes object or an int address.
+            data: a C-contiguous numpy array (kept alive by the tensor), a ctypes object or an int address.  A
+                device tensor (LITE_CUDA, not pinned) takes only an address (or ctypes pointer) of device memory
+                of the same device; numpy arrays and byte buffers are host memory (AssertionError).
             length: bytes of ``data`` for ctypes/addresses: 0 or exactly ``nbytes``.
             layout: layout to apply (then ``length`` is not checked).
 
@@ -659,9 +756,13 @@ class LiteTensor:
         else:
             assert self.is_continue, "set_data_by_share can only apply in continue tensor."
             address, buffer = _address_of(data)
+            on_device = impl.on_device
+            assert buffer is None or not on_device, "set_data_by_share can only apply in cpu tensor or pinned tensor."
             self._apply_share_layout(length, layout)
             if buffer is not None:
                 memory = HostMemory(buffer, owner=data, borrowed=True)
+            elif on_device:  # an address given to a device tensor is device memory, as in the original
+                memory = DeviceMemory.from_address(address, impl.nbytes, impl.device_id, owner=data)
             else:
                 memory = HostMemory.from_address(address, impl.nbytes, owner=data)
         if not impl.shape:
@@ -682,7 +783,8 @@ class LiteTensor:
         Args:
             data: a list/tuple of numbers (converted to the tensor dtype, layout kept; missing trailing elements
                 become 0), a C-contiguous numpy array (the tensor takes its shape AND dtype), or a ctypes object /
-                int address / bytes (``data_length`` must equal ``nbytes`` unless ``layout`` is given).
+                int address / bytes (``data_length`` must equal ``nbytes`` unless ``layout`` is given).  The data is
+                host memory; a device tensor gets it by a host-to-device copy.
             data_length: byte length of ctypes data.
             layout: layout to apply first.
         """
@@ -695,9 +797,9 @@ class LiteTensor:
             assert values.nbytes <= impl.nbytes, "the length of input data to set to the tensor is too large."
             if not impl.shape:
                 raise LiteError("Tensor layout is empty, please reset with layout")
-            dst = impl.array().reshape(-1)
-            dst[: values.size] = values
-            dst[values.size :] = 0
+            full = np.zeros(math.prod(impl.shape), impl.dtype)
+            full[: values.size] = values
+            impl.store(full)
         elif isinstance(data, np.ndarray):
             assert data.flags[
                 "C_CONTIGUOUS"
@@ -709,7 +811,7 @@ class LiteTensor:
                     "Tensor layout is empty, please reset with layout (a 0-d array has no layout: use arr.reshape(1))"
                 )
             impl.set_layout(dims, data_type)
-            np.copyto(impl.array(), data.view(impl.dtype).reshape(impl.shape))
+            impl.store(data.view(impl.dtype).reshape(impl.shape))
         else:
             assert (
                 data_length == impl.nbytes or layout is not None
@@ -722,19 +824,31 @@ class LiteTensor:
                 buffer = HostMemory.from_address(address, nbytes).buffer
             elif buffer.nbytes < nbytes:
                 raise LiteError(f"the memory reset to the tensor is too small. ({buffer.nbytes} < {nbytes} bytes)")
-            impl.bytes_view()[...] = buffer[:nbytes]
+            impl.store_bytes(buffer[:nbytes])
 
     def get_data_by_share(self) -> np.ndarray:
         """A numpy view (no copy) of the tensor memory with the current shape.
 
         The view stays an alias: later writes to the tensor (e.g. the next forward) show in it.  Slices give a
-        correctly strided view.
+        correctly strided view.  Host tensors only (as in the original): a tensor in device memory raises
+        DeviceError; use ``to_numpy()`` (a copy) for it.
         """
-        return self._impl.array()
+        impl = self._impl
+        if not impl.is_host_accessible:
+            raise DeviceError(
+                f"get_data_by_share can only apply in host tensor: this {LiteDeviceType(impl.device_type).name} "
+                f"tensor (device {impl.device_id}) is in device memory; use to_numpy() to copy it to host"
+            )
+        return impl.array()
 
     def to_numpy(self) -> np.ndarray:
         """A C-contiguous copy of the contents (an empty array for an empty layout)."""
-        return self._impl.to_numpy()
+        try:
+            return self._impl.to_numpy()
+        except LiteMemoryError:
+            raise
+        except MemoryError as exc:
+            raise LiteMemoryError(f"cannot copy the tensor ({self.nbytes} bytes) to numpy: {exc}") from None
 
     def __repr__(self) -> str:
         impl = self._impl
@@ -783,9 +897,12 @@ def LiteTensorConcat(
         for j in range(ndim):
             if j != dim and other.shape[j] != first.shape[j]:
                 raise LiteError("the shape of tensors is not same!")
-    data = np.concatenate([t._impl.array() for t in tensors], axis=dim)
+    data = np.concatenate([t._impl.host_array() for t in tensors], axis=dim)
     impl = TensorImpl(LiteLayout(data.shape, first.data_type), device_type, device_id, first.is_pinned_host)
-    impl.share_host_memory(HostMemory.from_array(data, borrowed=False))
+    if impl.on_device:
+        impl.store(data)
+    else:
+        impl.share_host_memory(HostMemory.from_array(data, borrowed=False))
     return LiteTensor._wrap(impl)
 
 

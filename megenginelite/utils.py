@@ -10,7 +10,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from .struct import LiteDataType, LiteDeviceType, LiteLayout, to_lite_dtype
-from .tensor import HostMemory, LiteTensor, _address_of
+from .tensor import HostMemory, LiteTensor, TensorImpl, _address_of
 
 __all__ = ["TensorBatchCollector"]
 
@@ -21,8 +21,9 @@ class TensorBatchCollector:
     Args:
         shape: shape of the batched tensor; ``shape[0]`` is the number of batch slots.
         dtype: element type of the samples and of the batched tensor (default LITE_INT8).
-        device_type, device_id, is_pinned_host: where the batched tensor lives (default LITE_CUDA, device 0, which
-            needs onnxruntime-gpu and a GPU; pass ``LiteDeviceType.LITE_CPU`` otherwise).
+        device_type, device_id, is_pinned_host: where the batched tensor lives (default LITE_CUDA, device 0: device
+            memory, which needs a CUDA device; pass ``LiteDeviceType.LITE_CPU`` otherwise).  Samples are copied
+            into a device batch (host-to-device for arrays, device-to-device for device tensors).
         tensor: use this existing tensor (its shape must equal ``shape``) instead of creating one; dtype and device
             are then taken from it.
 
@@ -70,8 +71,8 @@ class TensorBatchCollector:
     def _batch_nbytes(self) -> int:
         return self._tensor.nbytes // self.shape[0] if self.shape[0] else 0
 
-    def _check_sample(self, array: Any) -> np.ndarray:
-        """Validate one sample and return its values as a numpy array (view when possible)."""
+    def _check_sample(self, array: Any) -> np.ndarray | TensorImpl:
+        """Validate one sample: a numpy array is returned as is, a LiteTensor as its impl (it may be on a device)."""
         if isinstance(array, np.ndarray):
             assert list(array.shape) == self.shape[1:], (
                 f"the sample shape {list(array.shape)} does not match the batch shape {self.shape[1:]}"
@@ -90,17 +91,21 @@ class TensorBatchCollector:
             f"the sample dtype {LiteDataType(layout.data_type).name} does not match the batch dtype "
             f"{LiteDataType(self.dtype).name}"
         )
-        return array._impl.array()
+        return array._impl
 
     def _check_id(self, batch_id: Any) -> int:
         batch_id = int(operator.index(batch_id))
         assert 0 <= batch_id < self.shape[0], f"the batch id {batch_id} is out of range [0, {self.shape[0]})."
         return batch_id
 
-    def _write(self, values: np.ndarray, batch_id: int) -> None:
+    def _write(self, values: np.ndarray | TensorImpl, batch_id: int) -> None:
+        """Copy one sample into its slot: an array host-to-slot (host->device memcpy at the slot's offset when the
+        batch is in device memory), a tensor slot-from-tensor (device->device when both are on the device)."""
         row = self._tensor._impl.slice([batch_id], [batch_id + 1])
-        dst = row.array()
-        np.copyto(dst, values.view(dst.dtype).reshape(dst.shape))
+        if isinstance(values, TensorImpl):
+            row.load_from(values)
+        else:
+            row.store(values.view(row.dtype).reshape(row.shape))
 
     def collect_id(self, array: np.ndarray | LiteTensor, batch_id: int) -> None:
         """Store one sample into slot ``batch_id`` (warns and overwrites when the slot is already collected)."""
@@ -151,7 +156,7 @@ class TensorBatchCollector:
             idx = self._free_list.pop(0)
         try:
             row = self._tensor._impl.slice([idx], [idx + 1])
-            row.bytes_view()[...] = buffer[:nbytes]
+            row.store_bytes(buffer[:nbytes])
         except BaseException:
             with self._mutex:
                 self._free_list.insert(0, idx)

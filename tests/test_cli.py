@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -98,7 +99,9 @@ def test_missing_model_exits_1(tmp_path):
         assert str(missing) in line and "No such file" in line, line
 
 
-@pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(), reason="CUDA is available here")
+@pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers()
+                    or os.environ.get("MEGENGINELITE_EMULATE_CUDA", "") not in ("", "0"),
+                    reason="CUDA (or its emulation) is available here")
 def test_unavailable_device_exits_1():
     line = one_line_error(cli("run", model_path(entry("resnet18_small")), "--device", "cuda", check=1))
     assert "CUDAExecutionProvider is not available" in line

@@ -49,7 +49,7 @@ class OnnxModel:
         self.input_specs = [TensorSpec(s.name, tuple(1 if d < 0 else d for d in s.shape), s.dtype) for s in declared]
         self.output_names = [v.name for v in self.proto.graph.output]
         try:
-            self.session = ort.InferenceSession(data, config.session_options(), providers=list(config.providers))
+            self.session = ort.InferenceSession(data, config.session_options(), providers=config.provider_list())
         except Exception as exc:
             raise LiteError(f"{source}: ONNX Runtime rejected the model: {exc}") from exc
         self._plans: dict[tuple, Plan] = {}
@@ -79,7 +79,7 @@ class OnnxModel:
             raise LiteError(f"{self.source}: io_txt_dump/io_bin_dump need a MegEngine model, not ONNX")
         base = self.plan(shapes, dtypes)
         session = ort.InferenceSession(self.proto.SerializeToString(), config.session_options(),
-                                       providers=list(config.providers))
+                                       providers=config.provider_list())
         return Plan(graph=None, session=session, inputs=base.inputs, outputs=base.outputs,
                     onnx_outputs=base.onnx_outputs, compile_seconds=0.0, exposed=[])
 

@@ -1,0 +1,588 @@
+"""Device memory for LITE_CUDA tensors, behind one small interface.
+
+* ``DeviceBackend`` - what the tensor code needs from a device: ``malloc`` / ``free``, the three ``memcpy``
+  directions, ``memset``, ``device_count`` and ``synchronize``.  Pointers are plain ints.
+* ``CudaBackend`` - the CUDA runtime (``libcudart``) through ctypes.  Found in the ``nvidia/cuda_runtime/lib``
+  folder that onnxruntime-gpu's pip CUDA dependencies install, under ``CUDA_HOME`` / ``CUDA_PATH``, or by the
+  system loader.  Loaded on first use; a missing library, driver or device is a ``DeviceError`` saying which.
+* ``HostEmulatedBackend`` - the same protocol on host memory (numpy buffers, ``ctypes.memmove``).  It checks that
+  every pointer is used in the right direction (a host pointer given where a device pointer is expected is an
+  error) and counts the calls, so the test suite runs the device code paths without a GPU.  ONNX Runtime is
+  then given these "device" pointers as CPU memory.
+* ``DeviceMemory`` - one allocation (or a borrowed device pointer): the memory interface ``TensorImpl`` uses
+  (``nbytes``, ``ptr()``, ``is_host`` False) plus explicit ``read`` / ``write`` / ``fill``; it has no numpy buffer.
+* ``DeviceView`` - what the network hands to ``Plan.run`` for a tensor in device memory (pointer, shape, dtype,
+  where ONNX Runtime should bind it).
+
+``backend()`` is the backend LITE_CUDA tensors use: ``CudaBackend`` unless the environment variable
+``MEGENGINELITE_EMULATE_CUDA=1`` was set when it was first asked for, or ``use_backend`` chose another.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import ctypes
+import ctypes.util
+import os
+import sys
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..errors import DeviceError
+
+__all__ = ["DeviceBackend", "CudaBackend", "HostEmulatedBackend", "DeviceMemory", "DeviceView", "backend",
+           "use_backend", "copy_bytes", "EMULATE_ENV"]
+
+EMULATE_ENV = "MEGENGINELITE_EMULATE_CUDA"
+
+
+@runtime_checkable
+class DeviceBackend(Protocol):
+    """The device operations LITE_CUDA tensors need.  ``device`` is the device id an operation runs on."""
+
+    #: device type ONNX Runtime binds this backend's pointers as: "cuda" for real device memory, "cpu" for emulated
+    ort_device: str
+    #: True when the "device" is host memory (the network then runs on ONNX Runtime's CPU provider)
+    emulated: bool
+
+    def malloc(self, nbytes: int, device: int = 0) -> int: ...
+
+    def free(self, ptr: int, device: int = 0) -> None: ...
+
+    def memcpy_h2d(self, dst_ptr: int, src_host_ptr: int, n: int, device: int = 0) -> None: ...
+
+    def memcpy_d2h(self, dst_host_ptr: int, src_ptr: int, n: int, device: int = 0) -> None: ...
+
+    def memcpy_d2d(self, dst_ptr: int, src_ptr: int, n: int, device: int = 0) -> None: ...
+
+    def memset(self, ptr: int, value: int, n: int, device: int = 0) -> None: ...
+
+    def device_count(self) -> int: ...
+
+    def synchronize(self, device: int = 0) -> None: ...
+
+    def unavailable_reason(self) -> str: ...
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CUDA runtime through ctypes
+
+_H2D, _D2H, _D2D = 1, 2, 3  # cudaMemcpyKind
+_ERR_INSUFFICIENT_DRIVER = 35
+_ERR_NO_DEVICE = 100
+_ERR_DRIVER_STUB = 34  # cudaErrorStubLibrary: only the driver stub is installed
+
+_LIB_NAMES = {
+    "win32": ("cudart64_12.dll", "cudart64_110.dll"),
+}.get(sys.platform, ("libcudart.so.12", "libcudart.so.13", "libcudart.so.11.0", "libcudart.so"))
+
+
+def _library_dirs() -> list[str]:
+    """Folders that may hold the CUDA runtime, most specific first (pip's nvidia wheels, then CUDA installs)."""
+    roots: list[str] = []
+    try:
+        import site
+
+        roots += site.getsitepackages() + [site.getusersitepackages()]
+    except Exception:  # pragma: no cover - virtualenv builds without site.getsitepackages
+        pass
+    roots += [p for p in sys.path if p]
+    dirs = []
+    sub = "bin" if sys.platform == "win32" else "lib"
+    for root in roots:
+        dirs.append(os.path.join(root, "nvidia", "cuda_runtime", sub))
+    for var in ("CUDA_HOME", "CUDA_PATH"):
+        if os.environ.get(var):
+            dirs += [os.path.join(os.environ[var], "lib64"), os.path.join(os.environ[var], "lib"),
+                     os.path.join(os.environ[var], "bin")]
+    dirs.append("/usr/local/cuda/lib64")
+    return [d for d in dict.fromkeys(dirs) if os.path.isdir(d)]
+
+
+class CudaBackend:
+    """Device memory through the CUDA runtime API (``cudaMalloc``, ``cudaMemcpy``, ...), loaded with ctypes.
+
+    Args:
+        library: a path (or name) of the CUDA runtime library to use instead of searching for one.
+    """
+
+    ort_device = "cuda"
+    emulated = False
+
+    def __init__(self, library: str | None = None) -> None:
+        self._library = library
+        self._lock = threading.Lock()
+        self._lib: Any = None
+        self._load_error: str | None = None
+        self._count: int | None = None
+        self._count_error: str | None = None
+
+    # -- loading ---------------------------------------------------------------------------------------------
+
+    def _candidates(self) -> list[str]:
+        if self._library:
+            return [self._library]
+        paths = [os.path.join(d, name) for d in _library_dirs() for name in _LIB_NAMES]
+        paths = [p for p in paths if os.path.exists(p)]
+        found = ctypes.util.find_library("cudart")
+        return paths + list(_LIB_NAMES) + ([found] if found else [])
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._lib is not None:
+                return self._lib
+            if self._load_error is not None:
+                raise DeviceError(self._load_error)
+            tried = []
+            for candidate in dict.fromkeys(self._candidates()):
+                try:
+                    lib = ctypes.CDLL(candidate)
+                    lib.cudaMalloc  # noqa: B018 - a library without the runtime API is not the runtime
+                except (OSError, AttributeError):
+                    tried.append(candidate)
+                    continue
+                self._declare(lib)
+                self._lib = lib
+                return lib
+            self._load_error = (f"the CUDA runtime library was not found (tried {', '.join(tried)}); install it "
+                                f"with the CUDA toolkit, or from pip with onnxruntime-gpu's CUDA dependencies "
+                                f"(pip install 'onnxruntime-gpu[cuda,cudnn]', which provides "
+                                f"nvidia/cuda_runtime/lib)")
+            raise DeviceError(self._load_error)
+
+    @staticmethod
+    def _declare(lib: Any) -> None:
+        vp, sz, i = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int
+        signatures = {
+            "cudaMalloc": [ctypes.POINTER(vp), sz],
+            "cudaFree": [vp],
+            "cudaMemcpy": [vp, vp, sz, i],
+            "cudaMemset": [vp, i, sz],
+            "cudaGetDeviceCount": [ctypes.POINTER(i)],
+            "cudaSetDevice": [i],
+            "cudaDeviceSynchronize": [],
+        }
+        for name, argtypes in signatures.items():
+            fn = getattr(lib, name)
+            fn.argtypes = argtypes
+            fn.restype = i
+        for name in ("cudaGetErrorString", "cudaGetErrorName"):
+            fn = getattr(lib, name)
+            fn.argtypes = [i]
+            fn.restype = ctypes.c_char_p
+
+    def _error_text(self, code: int) -> str:
+        lib = self._lib
+        try:
+            name = lib.cudaGetErrorName(code).decode()
+            text = lib.cudaGetErrorString(code).decode()
+        except Exception:  # pragma: no cover - a broken runtime
+            return f"CUDA error {code}"
+        return f"{text} ({name})"
+
+    def _check(self, code: int, what: str) -> None:
+        if code != 0:
+            raise DeviceError(f"{what} failed: {self._error_text(code)}")
+
+    # -- device queries ----------------------------------------------------------------------------------------
+
+    def device_count(self) -> int:
+        """Number of CUDA devices; 0 (never an exception) when the runtime, the driver or a device is missing."""
+        if self._count is None:
+            try:
+                lib = self._load()
+            except DeviceError as exc:
+                self._count, self._count_error = 0, str(exc)
+                return 0
+            count = ctypes.c_int(0)
+            code = lib.cudaGetDeviceCount(ctypes.byref(count))
+            if code == 0:
+                self._count = int(count.value)
+                self._count_error = None if self._count else "no CUDA device was found"
+            else:
+                self._count = 0
+                if code in (_ERR_INSUFFICIENT_DRIVER, _ERR_DRIVER_STUB):
+                    reason = "the NVIDIA driver is missing or older than the CUDA runtime"
+                elif code == _ERR_NO_DEVICE:
+                    reason = "no CUDA device was found"
+                else:
+                    reason = "the CUDA runtime cannot list devices"
+                self._count_error = f"{reason}: cudaGetDeviceCount returned {self._error_text(code)}"
+        return self._count
+
+    def unavailable_reason(self) -> str:
+        """Why ``device_count()`` is 0 ("" when devices are there)."""
+        self.device_count()
+        return self._count_error or ""
+
+    def _lib_for(self, device: int) -> Any:
+        lib = self._load()
+        self._check(lib.cudaSetDevice(int(device)), f"cudaSetDevice({device})")
+        return lib
+
+    # -- memory ------------------------------------------------------------------------------------------------
+
+    def malloc(self, nbytes: int, device: int = 0) -> int:
+        lib = self._lib_for(device)
+        ptr = ctypes.c_void_p()
+        self._check(lib.cudaMalloc(ctypes.byref(ptr), int(nbytes)), f"cudaMalloc({nbytes} bytes on gpu{device})")
+        return int(ptr.value or 0)
+
+    def free(self, ptr: int, device: int = 0) -> None:
+        if ptr:
+            self._check(self._lib_for(device).cudaFree(ptr), "cudaFree")
+
+    def _memcpy(self, dst: int, src: int, n: int, kind: int, device: int) -> None:
+        if n:
+            self._check(self._lib_for(device).cudaMemcpy(dst, src, int(n), kind), f"cudaMemcpy(kind {kind})")
+
+    def memcpy_h2d(self, dst_ptr: int, src_host_ptr: int, n: int, device: int = 0) -> None:
+        self._memcpy(dst_ptr, src_host_ptr, n, _H2D, device)
+
+    def memcpy_d2h(self, dst_host_ptr: int, src_ptr: int, n: int, device: int = 0) -> None:
+        self._memcpy(dst_host_ptr, src_ptr, n, _D2H, device)
+
+    def memcpy_d2d(self, dst_ptr: int, src_ptr: int, n: int, device: int = 0) -> None:
+        self._memcpy(dst_ptr, src_ptr, n, _D2D, device)
+
+    def memset(self, ptr: int, value: int, n: int, device: int = 0) -> None:
+        if n:
+            self._check(self._lib_for(device).cudaMemset(ptr, int(value), int(n)), "cudaMemset")
+
+    def synchronize(self, device: int = 0) -> None:
+        self._check(self._lib_for(device).cudaDeviceSynchronize(), "cudaDeviceSynchronize")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# host emulation
+
+
+class HostEmulatedBackend:
+    """The device protocol on host memory, for tests: allocations are numpy buffers kept alive in a dict.
+
+    Every call checks its pointers the way a device would see them: device pointers must lie inside a live
+    allocation, host pointers must not (so a host/device mix-up fails loudly instead of working by accident).
+    ``calls`` counts the operations (``"malloc"``, ``"memcpy_h2d"``, ...).  New allocations are filled with
+    ``poison`` (0xFF: NaN for floats), since device memory is not zeroed either.
+    """
+
+    ort_device = "cpu"
+    emulated = True
+    _ALIGN = 256  # cudaMalloc's alignment
+
+    def __init__(self, devices: int = 1, poison: int = 0xFF) -> None:
+        self.devices = int(devices)
+        self.poison = int(poison)
+        self.calls: collections.Counter[str] = collections.Counter()
+        self._blocks: dict[int, tuple[np.ndarray, int, int]] = {}  # start -> (buffer, nbytes, device)
+        self._starts: list[int] = []
+        self._lock = threading.Lock()
+
+    @property
+    def allocated(self) -> int:
+        """Bytes currently allocated."""
+        return sum(n for _, n, _ in self._blocks.values())
+
+    @property
+    def live_allocations(self) -> int:
+        return len(self._blocks)
+
+    def _device(self, device: int) -> None:
+        if not 0 <= int(device) < self.devices:
+            raise DeviceError(f"emulated device: invalid device ordinal {device} (devices: {self.devices})")
+
+    def _block(self, ptr: int, n: int) -> tuple[int, int, int] | None:
+        """(start, nbytes, device) of the live allocation holding [ptr, ptr + n), or None."""
+        i = bisect.bisect_right(self._starts, ptr) - 1
+        if i < 0:
+            return None
+        start = self._starts[i]
+        _, size, device = self._blocks[start]
+        if ptr + max(n, 1) <= start + max(size, 1):
+            return start, size, device
+        return None
+
+    def _device_range(self, ptr: int, n: int, what: str) -> None:
+        with self._lock:
+            if self._block(ptr, n) is None:
+                raise DeviceError(f"emulated device: {what} 0x{ptr:x} (+{n} bytes) is not inside a device "
+                                  f"allocation (invalid argument)")
+
+    def _host_range(self, ptr: int, n: int, what: str) -> None:
+        with self._lock:
+            if not ptr or self._block(ptr, 1) is not None or self._block(ptr + n - 1, 1) is not None:
+                raise DeviceError(f"emulated device: {what} 0x{ptr:x} is not host memory (it is null or a "
+                                  f"device allocation)")
+
+    def malloc(self, nbytes: int, device: int = 0) -> int:
+        self._device(device)
+        self.calls["malloc"] += 1
+        raw = np.full(int(nbytes) + self._ALIGN, self.poison, dtype=np.uint8)
+        base = raw.__array_interface__["data"][0]
+        ptr = base + (-base) % self._ALIGN
+        with self._lock:
+            self._blocks[ptr] = (raw, int(nbytes), int(device))
+            bisect.insort(self._starts, ptr)
+        return ptr
+
+    def free(self, ptr: int, device: int = 0) -> None:
+        if not ptr:
+            return
+        self.calls["free"] += 1
+        with self._lock:
+            if ptr not in self._blocks:
+                raise DeviceError(f"emulated device: free of 0x{ptr:x}, which is not an allocation")
+            del self._blocks[ptr]
+            self._starts.remove(ptr)
+
+    def memcpy_h2d(self, dst_ptr: int, src_host_ptr: int, n: int, device: int = 0) -> None:
+        if n:
+            self.calls["memcpy_h2d"] += 1
+            self._device_range(dst_ptr, n, "destination")
+            self._host_range(src_host_ptr, n, "source")
+            ctypes.memmove(dst_ptr, src_host_ptr, n)
+
+    def memcpy_d2h(self, dst_host_ptr: int, src_ptr: int, n: int, device: int = 0) -> None:
+        if n:
+            self.calls["memcpy_d2h"] += 1
+            self._host_range(dst_host_ptr, n, "destination")
+            self._device_range(src_ptr, n, "source")
+            ctypes.memmove(dst_host_ptr, src_ptr, n)
+
+    def memcpy_d2d(self, dst_ptr: int, src_ptr: int, n: int, device: int = 0) -> None:
+        if n:
+            self.calls["memcpy_d2d"] += 1
+            self._device_range(dst_ptr, n, "destination")
+            self._device_range(src_ptr, n, "source")
+            ctypes.memmove(dst_ptr, src_ptr, n)
+
+    def memset(self, ptr: int, value: int, n: int, device: int = 0) -> None:
+        if n:
+            self.calls["memset"] += 1
+            self._device_range(ptr, n, "destination")
+            ctypes.memset(ptr, int(value), n)
+
+    def device_count(self) -> int:
+        return self.devices
+
+    def unavailable_reason(self) -> str:
+        return "" if self.devices else "the emulated backend has no devices"
+
+    def synchronize(self, device: int = 0) -> None:
+        self.calls["synchronize"] += 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the active backend
+
+_active: DeviceBackend | None = None
+_active_lock = threading.Lock()
+
+
+def backend() -> DeviceBackend:
+    """The backend new LITE_CUDA memory comes from (chosen once: ``MEGENGINELITE_EMULATE_CUDA=1`` -> emulated)."""
+    global _active
+    if _active is None:
+        with _active_lock:
+            if _active is None:
+                emulate = os.environ.get(EMULATE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+                _active = HostEmulatedBackend() if emulate else CudaBackend()
+    return _active
+
+
+def use_backend(new: DeviceBackend | None) -> DeviceBackend | None:
+    """Make ``new`` the backend of LITE_CUDA tensors and networks from now on (None: choose again as at start).
+
+    Returns the previous backend (None if none was chosen yet), so a caller can restore it.  Memory already
+    allocated stays with the backend that allocated it.
+    """
+    global _active
+    if new is not None and not isinstance(new, DeviceBackend):
+        raise TypeError(f"use_backend needs a DeviceBackend, got {type(new).__name__}")
+    with _active_lock:
+        previous, _active = _active, new
+    return previous
+
+
+def device_count() -> int:
+    """Devices of the active backend; 0 (no exception) when it cannot be used."""
+    try:
+        return int(backend().device_count())
+    except Exception:
+        return 0
+
+
+def check_device(device_id: int, provider: str | None = None) -> None:
+    """DeviceError "request gpuN out of valid range [0, count)" unless ``device_id`` exists, saying what is missing:
+    the CUDA runtime, the driver or a device, and (when ``provider`` is given: a network) that ONNX Runtime
+    provider."""
+    count = device_count()
+    if 0 <= device_id < count:
+        return
+    be = backend()
+    reasons = [be.unavailable_reason() or f"there are {count} CUDA devices here"]
+    if provider and not be.emulated:
+        import onnxruntime
+
+        if provider not in onnxruntime.get_available_providers():
+            reasons.append(f"ONNX Runtime provider {provider} is not available (available: "
+                           f"{onnxruntime.get_available_providers()})")
+    raise DeviceError(f"request gpu{device_id} out of valid range [0, {count}): {'; '.join(reasons)}. LITE_CUDA "
+                      f"needs a CUDA device, its driver and runtime, and onnxruntime-gpu to run networks (pip "
+                      f"install 'megenginelite[cuda]'); use LITE_CPU (or is_pinned_host=True) tensors instead")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# memory
+
+
+class DeviceMemory:
+    """A block of device memory: the memory interface of ``TensorImpl`` (``nbytes``, ``ptr()``, ``is_host``).
+
+    There is no numpy ``buffer``: host code reads and writes it only through ``read`` / ``write`` (copies).
+    Memory from ``allocate`` is freed when the object is collected; borrowed memory (``from_address``) is not.
+    """
+
+    is_host = False
+
+    def __init__(self, backend_: DeviceBackend, ptr: int, nbytes: int, device_id: int = 0, owner: Any = None,
+                 borrowed: bool = False) -> None:
+        self.backend = backend_
+        self._ptr = int(ptr)
+        self._nbytes = int(nbytes)
+        self.device_id = int(device_id)
+        self.owner = owner
+        self.borrowed = borrowed
+        self._finalizer = None
+        if not borrowed and self._ptr:
+            self._finalizer = weakref.finalize(self, _free_quietly, backend_, self._ptr, self.device_id)
+            self._finalizer.atexit = False  # the runtime may be gone at exit; the process frees everything anyway
+
+    @classmethod
+    def allocate(cls, nbytes: int, device_id: int = 0, backend_: DeviceBackend | None = None) -> "DeviceMemory":
+        be = backend_ if backend_ is not None else backend()
+        ptr = be.malloc(int(nbytes), int(device_id)) if nbytes else 0
+        return cls(be, ptr, nbytes, device_id)
+
+    @classmethod
+    def from_address(cls, address: int, nbytes: int, device_id: int = 0, owner: Any = None,
+                     backend_: DeviceBackend | None = None) -> "DeviceMemory":
+        """``nbytes`` of the caller's device memory at ``address`` (not freed here; ``owner`` is kept alive)."""
+        if nbytes and not address:
+            raise DeviceError("The ptr pass to LITE api is null")
+        be = backend_ if backend_ is not None else backend()
+        return cls(be, address, nbytes, device_id, owner=owner, borrowed=True)
+
+    @property
+    def nbytes(self) -> int:
+        return self._nbytes
+
+    def ptr(self) -> int:
+        return self._ptr
+
+    @property
+    def buffer(self) -> np.ndarray:
+        raise DeviceError("device memory has no host buffer: copy it to host first (to_numpy, copy_from)")
+
+    @property
+    def ort_device(self) -> str:
+        return self.backend.ort_device
+
+    @property
+    def ort_device_id(self) -> int:
+        return self.device_id if self.backend.ort_device != "cpu" else 0
+
+    def _range(self, offset: int, n: int) -> None:
+        if offset < 0 or n < 0 or offset + n > self._nbytes:
+            raise DeviceError(f"device memory access [{offset}, {offset + n}) outside its {self._nbytes} bytes")
+
+    def read(self, offset: int, host_ptr: int, n: int) -> None:
+        """Copy ``n`` bytes at ``offset`` to host memory at ``host_ptr``."""
+        self._range(offset, n)
+        if n:
+            self.backend.memcpy_d2h(host_ptr, self._ptr + offset, n, self.device_id)
+
+    def write(self, offset: int, host_ptr: int, n: int) -> None:
+        """Copy ``n`` bytes from host memory at ``host_ptr`` to ``offset``."""
+        self._range(offset, n)
+        if n:
+            self.backend.memcpy_h2d(self._ptr + offset, host_ptr, n, self.device_id)
+
+    def fill(self, offset: int, value: int, n: int) -> None:
+        self._range(offset, n)
+        if n:
+            self.backend.memset(self._ptr + offset, value, n, self.device_id)
+
+    def synchronize(self) -> None:
+        self.backend.synchronize(self.device_id)
+
+    def __repr__(self) -> str:
+        return (f"DeviceMemory(0x{self._ptr:x}, {self._nbytes} bytes, {self.backend.ort_device}{self.device_id}"
+                f"{', borrowed' if self.borrowed else ''})")
+
+
+def _free_quietly(be: DeviceBackend, ptr: int, device: int) -> None:
+    try:
+        be.free(ptr, device)
+    except Exception:  # pragma: no cover - freeing during teardown
+        pass
+
+
+def copy_bytes(dst: Any, dst_offset: int, src: Any, src_offset: int, n: int) -> None:
+    """Copy ``n`` bytes between two memories (host or device, in any combination), by raw pointers."""
+    if n <= 0:
+        return
+    d = dst.ptr() + dst_offset
+    s = src.ptr() + src_offset
+    if dst.is_host and src.is_host:
+        ctypes.memmove(d, s, n)
+    elif dst.is_host:
+        src.read(src_offset, d, n)
+    elif src.is_host:
+        dst.write(dst_offset, s, n)
+    else:
+        if dst.backend is not src.backend:
+            raise DeviceError("cannot copy between device memories of two different backends")
+        dst._range(dst_offset, n)
+        src._range(src_offset, n)
+        dst.backend.memcpy_d2d(d, s, n, dst.device_id)
+
+
+@dataclass(frozen=True)
+class DeviceView:
+    """A tensor in device memory as ``Plan.run`` binds it: pointer, shape, dtype and ONNX Runtime device."""
+
+    memory: DeviceMemory
+    offset: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def ptr(self) -> int:
+        return self.memory.ptr() + self.offset
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+    @property
+    def ort_device(self) -> str:
+        return self.memory.ort_device
+
+    @property
+    def ort_device_id(self) -> int:
+        return self.memory.ort_device_id
+
+    def synchronize(self) -> None:
+        self.memory.synchronize()
+
+    def to_numpy(self) -> np.ndarray:
+        """A host copy of the contents."""
+        out = np.empty(self.shape, self.dtype)
+        self.memory.read(self.offset, out.ctypes.data, out.nbytes)
+        return out
