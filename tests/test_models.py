@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import MANIFEST, BY_NAME, model_path, reference
+from conftest import MANIFEST, BY_NAME, model_path, reference, unordered_rows
 from megenginelite import LiteNetwork
 
 
@@ -26,7 +26,16 @@ def assert_matches(entry: dict, got: np.ndarray, want: np.ndarray, name: str) ->
         np.testing.assert_array_equal(got, want, err_msg=f"{entry['name']}:{name}")
 
 
-@pytest.mark.parametrize("entry", MANIFEST, ids=[e["name"] for e in MANIFEST])
+def _params():
+    """Fixtures whose note flags a KNOWN BAD REFERENCE (the real library's output is wrong) are expected to fail."""
+    for entry in MANIFEST:
+        marks = ()
+        if "KNOWN BAD REFERENCE" in entry["note"]:
+            marks = pytest.mark.xfail(reason="the recorded reference is a real-library bug (see the fixture note)")
+        yield pytest.param(entry, id=entry["name"], marks=marks)
+
+
+@pytest.mark.parametrize("entry", _params())
 def test_fixture_matches_real_megengine(entry):
     ref = reference(entry)
     network = LiteNetwork()
@@ -34,8 +43,12 @@ def test_fixture_matches_real_megengine(entry):
     assert network.get_all_input_name() == entry["inputs"]
     assert network.get_all_output_name() == entry["outputs"]
     outputs = run_network(network, {n: ref[f"input:{n}"] for n in entry["inputs"]})
+    unordered = unordered_rows(entry)
     for name in entry["outputs"]:
-        assert_matches(entry, outputs[name], ref[f"output:{name}"], name)
+        got, want = outputs[name], ref[f"output:{name}"]
+        if unordered:
+            got, want = np.sort(got, axis=-1), np.sort(want, axis=-1)
+        assert_matches(entry, got, want, name)
 
 
 def test_output_layout_known_right_after_load():

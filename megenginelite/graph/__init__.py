@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from . import infer_image, infer_index, infer_linalg, infer_nn, infer_vision  # noqa: F401  (register the shape rules)
+# register the shape and fold rules
+from . import infer_conv, infer_image, infer_index, infer_linalg, infer_nn, infer_rnn, infer_vision  # noqa: F401
 from .build import build_graph, canonical_kind
 from .infer import infer_graph
 from .ir import Graph, Op, Var

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 
-def _round_half_away(x):
+def round_half_away(x):
     return np.where(x >= 0, np.floor(x + 0.5), np.ceil(x - 0.5)).astype(x.dtype)
 
 
@@ -84,7 +84,7 @@ MODES: dict[int, tuple[str, int, object]] = {
     39: ("FUSE_ADD_TANH", 2, lambda x, y: np.tanh(x + y)),
     40: ("FAST_TANH", 1, lambda x: (x * (27 + x * x) / (27 + 9 * x * x)).astype(x.dtype)),
     41: ("FAST_TANH_GRAD", 2, None),
-    42: ("ROUND", 1, _round_half_away),
+    42: ("ROUND", 1, round_half_away),
     43: ("RMULH", 2, None),
     44: ("ATAN2", 2, np.arctan2),
     45: ("ERF", 1, lambda x: _as(_erf(x), x)),
@@ -155,4 +155,16 @@ MULTI_MODES: dict[int, tuple[str, int, object, np.dtype]] = {
     61: ("LEQ", 2, np.less_equal, np.dtype(np.bool_)),
     62: ("ISNAN", 1, np.isnan, np.dtype(np.bool_)),
     63: ("ISINF", 1, np.isinf, np.dtype(np.bool_)),
+}
+
+# Quantized ElemwiseMultiType modes: value -> the Elemwise mode computed on the dequantized inputs (the result is
+# quantized to the op's output dtype)
+QUANTIZED_MODES: dict[int, str] = {
+    value: name for value, name in zip(
+        [*range(6, 54), 57],
+        ["ADD", "FUSE_ADD_RELU", "MUL", "MIN", "MAX", "SUB", "TRUE_DIV", "FUSE_ADD_SIGMOID", "FUSE_ADD_TANH", "RELU",
+         "ABS", "SIGMOID", "EXP", "TANH", "FUSE_MUL_ADD3", "FAST_TANH", "NEGATE", "ACOS", "ASIN", "CEIL", "COS", "EXPM1",
+         "FLOOR", "LOG", "LOG1P", "SIN", "ROUND", "ERF", "ERFINV", "ERFC", "ERFCINV", "ABS_GRAD", "FLOOR_DIV", "MOD",
+         "SIGMOID_GRAD", "SWITCH_GT0", "TANH_GRAD", "LT", "LEQ", "EQ", "POW", "LOG_SUM_EXP", "FAST_TANH_GRAD", "ATAN2",
+         "COND_LEQ_MOV", "H_SWISH", "FUSE_ADD_H_SWISH", "H_SWISH_GRAD", "COND_LT_MOV"])
 }

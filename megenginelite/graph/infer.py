@@ -14,8 +14,9 @@ import numpy as np
 
 from ..errors import InvalidInputError, UnsupportedOperatorError
 from ..format.dtypes import BOOL, DType, from_numpy
-from .elemwise_modes import BOOL_RESULT, MODES, MULTI_MODES, mode_name
+from .elemwise_modes import BOOL_RESULT, MODES, MULTI_MODES, QUANTIZED_MODES, mode_name
 from .ir import Graph, Op, Var
+from .quant import dequantize, quantize
 
 ShapeRule = Callable[[Op], list[tuple[tuple[int, ...], DType]]]
 FoldRule = Callable[[Op, list[np.ndarray]], list[np.ndarray]]
@@ -85,7 +86,8 @@ def infer_graph(graph: Graph, input_shapes: dict[str, tuple[int, ...]] | None = 
 
 
 # What a shape or fold rule raises on an operator that is not what its kind promises (corrupted files).
-MALFORMED = (ValueError, IndexError, KeyError, TypeError, OverflowError, ZeroDivisionError, MemoryError)
+MALFORMED = (ValueError, IndexError, KeyError, TypeError, OverflowError, ZeroDivisionError, MemoryError,
+             StopIteration)
 
 
 def infer_op(op: Op) -> None:
@@ -122,7 +124,11 @@ def _dtype_of(op: Op, value: np.ndarray) -> DType:
         return op.output_dtype
     if op.inputs and op.inputs[0].dtype is not None and op.inputs[0].dtype.np_dtype == value.dtype:
         return op.inputs[0].dtype
-    return from_numpy(value.dtype)
+    try:
+        return from_numpy(value.dtype)
+    except TypeError:  # e.g. a Concat of int32 and float32 constants (a corrupted dtype) folds to float64
+        raise fail(op, f"its constant inputs {[str(v.dtype) for v in op.inputs]} fold to a {value.dtype} value, "
+                       f"which has no MegEngine dtype") from None
 
 
 def same(op: Op) -> list[tuple[tuple[int, ...], DType]]:
@@ -157,12 +163,25 @@ def _elemwise_fold(op: Op, xs):
     return [out if name in BOOL_RESULT or out.dtype == np.bool_ else out.astype(dt, copy=False)]
 
 
+def quantized_mode(op: Op) -> str | None:
+    """The Elemwise mode a quantized ElemwiseMultiType (QADD, QFUSE_ADD_RELU, ...) computes, else None."""
+    name = QUANTIZED_MODES.get(op.params.get("mode", 0))
+    if name is None:
+        return None
+    if op.output_dtype is None or not op.output_dtype.quantized:
+        raise fail(op, f"quantized ElemwiseMultiType Q{name} without a quantized output dtype")
+    arity = next(a for n, a, _ in MODES.values() if n == name)
+    if len(op.inputs) != arity:
+        raise fail(op, f"ElemwiseMultiType Q{name} takes {arity} inputs, got {len(op.inputs)}")
+    return name
+
+
 def multi_type_mode(op: Op) -> tuple[str, int, object, np.dtype]:
     """The (name, arity, numpy function, output dtype) of a non-quantized ElemwiseMultiType."""
     mode = op.params.get("mode", 0)
     if mode not in MULTI_MODES:
         raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: ElemwiseMultiType mode {mode} "
-                                       f"(quantized and rounding-shift modes are not supported)")
+                                       f"(the rounding-shift modes are not supported)")
     entry = MULTI_MODES[mode]
     if len(op.inputs) != entry[1]:
         raise fail(op, f"ElemwiseMultiType {entry[0]} takes {entry[1]} inputs, got {len(op.inputs)}")
@@ -171,14 +190,21 @@ def multi_type_mode(op: Op) -> tuple[str, int, object, np.dtype]:
 
 @shape_rule("ElemwiseMultiType")
 def _elemwise_multi_type_shape(op: Op):
-    _, _, _, out = multi_type_mode(op)
-    return [(broadcast_shapes(op, [v.shape for v in op.inputs]), op.output_dtype or from_numpy(out))]
+    shape = broadcast_shapes(op, [v.shape for v in op.inputs])
+    if quantized_mode(op):
+        return [(shape, op.output_dtype)]
+    return [(shape, op.output_dtype or from_numpy(multi_type_mode(op)[3]))]
 
 
 @fold_rule("ElemwiseMultiType")
 def _elemwise_multi_type_fold(op: Op, xs):
-    _, _, fn, out = multi_type_mode(op)
+    name = quantized_mode(op)
     with np.errstate(all="ignore"):
+        if name:
+            fn = next(f for n, _, f in MODES.values() if n == name)
+            real = fn(*[dequantize(x, v.dtype) for x, v in zip(xs, op.inputs)])
+            return [quantize(np.asarray(real, np.float32), op.output_dtype)]
+        _, _, fn, out = multi_type_mode(op)
         return [np.asarray(fn(*xs)).astype(out)]
 
 
@@ -193,6 +219,19 @@ def _powc_fold(op: Op, xs):
     return [np.power(x, np.asarray(op.params["exp"], x.dtype)).astype(x.dtype)]
 
 
+PASSTHROUGH = ("Identity", "Copy", "MarkNoBroadcastElemwise", "MarkDynamicVar")
+
+
+@shape_rule(*PASSTHROUGH)
+def _passthrough_shape(op: Op):
+    return same(op)
+
+
+@fold_rule(*PASSTHROUGH)
+def _passthrough_fold(op: Op, xs):
+    return [xs[0]]
+
+
 @shape_rule("TypeCvt")
 def _typecvt_shape(op: Op):
     return [(op.inputs[0].shape, op.params["dtype"])]
@@ -201,9 +240,10 @@ def _typecvt_shape(op: Op):
 @fold_rule("TypeCvt")
 def _typecvt_fold(op: Op, xs):
     target: DType = op.params["dtype"]
-    if target.quantized or (op.inputs[0].dtype and op.inputs[0].dtype.quantized):
-        raise TypeError("quantized conversion is not folded")
     x = xs[0]
+    if target.quantized or op.inputs[0].dtype.quantized:
+        real = dequantize(x, op.inputs[0].dtype)
+        return [quantize(real, target) if target.quantized else real.astype(target.np_dtype)]
     if target.np_dtype == np.bool_:
         return [x != 0]
     return [x.astype(target.np_dtype)]
@@ -380,8 +420,8 @@ def advanced_index(op: Op, x_shape, index: list):
     np_index = []
     for entry in index:
         if isinstance(entry, Var):
-            arr = entry.const if entry.const is not None else np.zeros(entry.shape, np.int64)
-            np_index.append(np.asarray(arr).astype(np.int64))
+            arr = entry.const if entry.const is not None else np.broadcast_to(np.zeros((), np.int64), entry.shape)
+            np_index.append(np.asarray(arr).astype(np.int64, copy=False))
         else:
             np_index.append(entry)
     return tuple(np_index)
@@ -390,7 +430,8 @@ def advanced_index(op: Op, x_shape, index: list):
 def indexed_shape(op: Op, x_shape: tuple[int, ...], index: list) -> tuple[int, ...]:
     """Shape of x[index] (integer indices remove their axis; a 0-d result is (1,))."""
     try:
-        shape = np.empty(x_shape, np.bool_)[advanced_index(op, x_shape, index)].shape
+        # a zero-stride probe: no memory for x itself, however large its declared shape
+        shape = np.broadcast_to(np.empty((), np.bool_), x_shape)[advanced_index(op, x_shape, index)].shape
     except IndexError as exc:
         raise fail(op, f"bad index for shape {list(x_shape)}: {exc}") from None
     return shape or (1,)

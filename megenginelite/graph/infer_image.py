@@ -70,9 +70,9 @@ def image_out_shape(op: Op, src: Var, batch: int, out_hw: Var, fmt: int) -> tupl
 
 @shape_rule("Resize")
 def _resize_shape(op: Op):
-    x = op.inputs[0]
-    if INTERP_MODES.get(op.params.get("imode", 1)) not in ("NEAREST", "LINEAR", "CUBIC"):
-        raise unsupported(op, f"Resize interpolation mode {op.params.get('imode')}")
+    x, imode = op.inputs[0], op.params.get("imode", 1)
+    if INTERP_MODES.get(imode) not in ("NEAREST", "LINEAR", "CUBIC"):
+        raise unsupported(op, f"Resize interpolation mode {INTERP_MODES.get(imode, imode)}")
     return [(image_out_shape(op, x, x.shape[0], op.inputs[1], op.params.get("format", NHWC)), x.dtype)]
 
 
@@ -133,3 +133,20 @@ def nearest_table(op: Op, in_size: int, out_size: int, opencv: bool) -> np.ndarr
         src = np.float32(i) / (np.float32(out_size) / np.float32(in_size))
     return np.minimum(src.astype(np.int64), in_size - 1)
 
+
+
+RESIZE_COEF_BITS = 11  # MegDNN's x86 uint8 bilinear resize works in 11-bit fixed point
+
+
+def opencv_linear_table(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(first source index, fixed-point weight of the second) per output index of MegDNN's x86 uint8 NHWC bilinear
+    resize: src = (dst + 0.5) / (out / in) - 0.5 in float32, clamped like the float kernels, weight truncated."""
+    i = np.arange(out_size, dtype=np.float32)
+    src = (i + np.float32(0.5)) * (np.float32(1) / (np.float32(out_size) / np.float32(in_size))) - np.float32(0.5)
+    first = np.floor(src)
+    frac = src - first
+    first = first.astype(np.int64)
+    low, high = first < 0, first + 1 >= in_size
+    first = np.where(low, 0, np.where(high, in_size - 2, first))
+    frac = np.where(low, np.float32(0), np.where(high, np.float32(1), frac)).astype(np.float32)
+    return first, (frac * np.float32(1 << RESIZE_COEF_BITS)).astype(np.int64)

@@ -52,3 +52,22 @@ def _matrix_inverse_shape(op: Op):
 @fold_rule("MatrixInverse")
 def _matrix_inverse_fold(op: Op, xs):
     return [np.linalg.inv(xs[0]).astype(xs[0].dtype)]
+
+
+@shape_rule("SVD")
+def _svd_shape(op: Op):
+    """Outputs (u, s, vt) of the thin or full SVD of (..., m, n) matrices."""
+    x = op.inputs[0]
+    if len(x.shape) < 2:
+        raise fail(op, f"SVD needs (..., m, n) matrices, got {list(x.shape)}")
+    *lead, m, n = x.shape
+    k = min(m, n)
+    full = op.params.get("full_matrices", False)
+    lead = tuple(lead)
+    return [(lead + (m, m if full else k), x.dtype), (lead + (k,), x.dtype), (lead + (n if full else k, n), x.dtype)]
+
+
+@fold_rule("SVD")
+def _svd_fold(op: Op, xs):
+    u, s, vt = np.linalg.svd(xs[0], full_matrices=op.params.get("full_matrices", False))
+    return [u.astype(xs[0].dtype), s.astype(xs[0].dtype), vt.astype(xs[0].dtype)]

@@ -106,12 +106,11 @@ def conv_input_layout(op: Op) -> str:
     return "NCHW" if _filter_key(op) == ("NCHW44", 0, 5) else conv_layout(op)[0]
 
 
-# RelayoutFormat modes on images: value -> (source layout, destination layout); channels are zero-padded to the
-# destination's block. The weight-relayout modes only occur on folded constants.
-RELAYOUT_MODES = {0: ("NHWC", "NHWCD4"), 1: ("NHWCD4", "NHWC"), 2: ("NHWC", "NHWCD4"), 3: ("NCHW", "NHWCD4"),
-                  4: ("NCHW", "NHWCD4"), 5: ("NHWCD4", "NCHW"), 6: ("NHWCD4", "NCHW"), 20: ("NCHW", "NCHW88"),
-                  21: ("NCHW88", "NCHW"), 22: ("NCHW", "NCHW4"), 24: ("NCHW", "NCHW4"), 25: ("NCHW4", "NCHW"),
-                  29: ("NCHW", "NHWC"), 30: ("NHWC", "NCHW"), 31: ("NHWCD4", "NHWC")}
+# RelayoutFormat modes on images (value -> name); channels are zero-padded to the destination layout's block.
+# The weight-relayout modes only occur on folded constants.
+RELAYOUT_MODES = {0: "NHWC_NHWCD4", 1: "NHWCD4_NHWC", 2: "NHWC_NHWCD4I", 3: "NCHW_NHWCD4", 4: "NCHW_NHWCD4I",
+                  5: "NHWCD4I_NCHW", 6: "NHWCD4_NCHW", 20: "NCHW_NCHW88", 21: "NCHW88_NCHW", 22: "NCHW_NCHW4_IC_SMALL",
+                  24: "NCHW_NCHW4", 25: "NCHW4_NCHW", 29: "NCHW_NHWC", 30: "NHWC_NCHW", 31: "NHWCD4I_NHWC"}
 
 
 def relayout_plan(op: Op) -> tuple[str, str, tuple[int, ...]]:
@@ -119,7 +118,8 @@ def relayout_plan(op: Op) -> tuple[str, str, tuple[int, ...]]:
     mode = op.params.get("mode", 0)
     if mode not in RELAYOUT_MODES:
         raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: RelayoutFormat mode {mode}")
-    src, dst = RELAYOUT_MODES[mode]
+    # "<source>_<destination>"; the image variants (NHWCD4I) and NCHW4_IC_SMALL store like NHWCD4 and NCHW4
+    src, dst = (name.replace("_IC_SMALL", "").removesuffix("I") for name in RELAYOUT_MODES[mode].split("_", 1))
     x = op.inputs[0].shape
     if len(x) != (5 if BLOCKS[src] else 4):
         raise fail(op, f"input {list(x)} is not a {src} image")

@@ -105,14 +105,18 @@ class Builder:
         return value if op.inputs[i].dtype.np_dtype == np.float32 else self.cast(value, np.float32)
 
     def from_float32(self, value: str, dtype) -> str:
-        """A float32 result stored as ``dtype``; integers are rounded and saturated like MegDNN's converters."""
+        """A float32 result stored as ``dtype``; integers are saturated and rounded half away from zero like
+        MegDNN's RoundingConverter (std::round)."""
         dtype = np.dtype(dtype)
         if dtype == np.float32:
             return value
         if np.issubdtype(dtype, np.integer):
             info = np.iinfo(dtype)
-            value = self.node("Clip", [self.node("Round", [value]), self.const(np.float32(info.min)),
-                                       self.const(np.float32(info.max))])
+            value = self.node("Clip", [value, self.const(np.float32(info.min)), self.const(np.float32(info.max))])
+            half = self.const(np.float32(0.5))
+            value = self.node("Where", [self.node("GreaterOrEqual", [value, self.const(np.float32(0))]),
+                                        self.node("Floor", [self.node("Add", [value, half])]),
+                                        self.node("Ceil", [self.node("Sub", [value, half])])])
         return self.cast(value, dtype)
 
     def reshape(self, value: str, shape) -> str:

@@ -7,8 +7,9 @@ import math
 import numpy as np
 
 from ..errors import UnsupportedOperatorError
-from ..graph.elemwise_modes import mode_name
-from ..graph.infer import multi_type_mode
+from ..graph.elemwise_modes import QUANTIZED_MODES, mode_name
+from ..format.dtypes import DType
+from ..graph.infer import multi_type_mode, quantized_mode
 from ..graph.ir import Op
 from .builder import Builder, lowering
 
@@ -327,11 +328,33 @@ MULTI_EMITTERS = {
 }
 
 
-@lowering("ElemwiseMultiType", modes=MULTI_EMITTERS)
+def dequantize(b: Builder, value: str, dtype: DType) -> str:
+    """A value as float32: (q - zero_point) * scale for quantized dtypes, a plain cast otherwise."""
+    value = b.cast(value, np.float32) if dtype.np_dtype != np.float32 else value
+    if not dtype.quantized:
+        return value
+    if dtype.zero_point:
+        value = b.node("Sub", [value, _c(b, dtype.zero_point, np.float32)])
+    return b.node("Mul", [value, _c(b, dtype.scale, np.float32)])
+
+
+def quantize(b: Builder, value: str, dtype: DType) -> str:
+    """A float32 value in a quantized dtype: round(x / scale) half away from zero, + zero_point, saturated."""
+    value = _round(b, b.node("Div", [value, _c(b, dtype.scale, np.float32)]), np.float32)
+    if dtype.zero_point:
+        value = b.node("Add", [value, _c(b, dtype.zero_point, np.float32)])
+    info = np.iinfo(dtype.np_dtype)
+    return b.cast(b.node("Clip", [value, _c(b, info.min, np.float32), _c(b, info.max, np.float32)]), dtype.np_dtype)
+
+
+@lowering("ElemwiseMultiType", modes=list(MULTI_EMITTERS) + [f"Q{name}" for name in QUANTIZED_MODES.values()])
 def lower_elemwise_multi_type(b: Builder, op: Op) -> list[str]:
-    """Element-wise ops whose output dtype differs from the inputs': bool comparisons, int/float fused mul-adds."""
-    name = multi_type_mode(op)[0]
-    return [MULTI_EMITTERS[name](b, *[b.name(v) for v in op.inputs])]
+    """Mixed-dtype element-wise ops: bool comparisons, int/float fused mul-adds, quantized Q* modes."""
+    name = quantized_mode(op)
+    if name:
+        reals = [dequantize(b, b.name(v), v.dtype) for v in op.inputs]
+        return [quantize(b, EMITTERS[name](b, *reals, np.float32), op.output_dtype)]
+    return [MULTI_EMITTERS[multi_type_mode(op)[0]](b, *[b.name(v) for v in op.inputs])]
 
 
 @lowering("PowC")
@@ -355,9 +378,9 @@ def lower_powc(b: Builder, op: Op) -> list[str]:
 
 @lowering("TypeCvt")
 def lower_typecvt(b: Builder, op: Op) -> list[str]:
-    """Cast to the param dtype; float -> int truncates toward zero, anything -> bool is ``!= 0``."""
+    """Cast to the param dtype (float -> int truncates, -> bool is != 0; quantized via round(x / scale) + zp)."""
     src, dst = op.inputs[0].dtype, op.params["dtype"]
     if src.quantized or dst.quantized:
-        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: quantized TypeCvt {src} -> {dst}")
+        real = dequantize(b, b.inp(op, 0), src)
+        return [quantize(b, real, dst) if dst.quantized else b.cast(real, dst.np_dtype)]
     return [b.cast(b.inp(op, 0), dst.np_dtype)]
-

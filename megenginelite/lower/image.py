@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph.infer_image import (INTERP_MODES, NCHW, NHWC, image_axes, nearest_table, padding_plan, warp_border,
-                                 warp_inputs)
+from ..graph.infer_image import (INTERP_MODES, NCHW, NHWC, RESIZE_COEF_BITS, image_axes, nearest_table,
+                                 opencv_linear_table, padding_plan, warp_border, warp_inputs)
 from ..graph.ir import Op
 from .builder import Builder, lowering
 
@@ -31,22 +31,45 @@ def lower_padding(b: Builder, op: Op) -> list[str]:
 
 @lowering("Resize", modes=["NEAREST", "LINEAR", "CUBIC", "format NCHW", "format NHWC"])
 def lower_resize(b: Builder, op: Op) -> list[str]:
-    """Resize H and W. LINEAR/CUBIC: half-pixel grid, src = (dst + 0.5) * in / out - 0.5, clamped at the edges
-    (cubic with a = -0.75); NEAREST: src = floor(dst * in / out) (see ``nearest_table``)."""
+    """Resize H, W: LINEAR/CUBIC on the half-pixel grid with clamped edges; NEAREST takes floor(dst * in / out)."""
     x, out = op.inputs[0], op.outputs[0]
     fmt = op.params.get("format", NHWC)
     h, w, c = image_axes(op, fmt)
     mode = INTERP_MODES[op.params.get("imode", 1)]
-    if mode != "NEAREST":
-        return [b.node("Resize", [b.inp(op, 0), "", "", b.ints([out.shape[h], out.shape[w]], "sizes")], axes=[h, w],
-                       mode=mode.lower(), coordinate_transformation_mode="half_pixel", cubic_coeff_a=-0.75)]
-    value = b.inp(op, 0)
     opencv = fmt == NHWC and x.shape[c] in (1, 3)
+    if mode == "CUBIC" and fmt == NHWC and not opencv:
+        mode = "LINEAR"  # MegDNN's NHWC fallback kernel builds bilinear tables whatever the mode
+    if mode == "LINEAR" and opencv and x.dtype.np_dtype == np.uint8 and min(x.shape[h], x.shape[w]) >= 2:
+        return [_resize_linear_u8(b, b.inp(op, 0), x.shape, out.shape)]
+    if mode != "NEAREST":  # computed in float32, then rounded like MegDNN's converters
+        value = b.node("Resize", [b.float32(op, 0), "", "", b.ints([out.shape[h], out.shape[w]], "sizes")],
+                       axes=[h, w], mode=mode.lower(), coordinate_transformation_mode="half_pixel", cubic_coeff_a=-0.75)
+        return [b.from_float32(value, x.dtype.np_dtype)]
+    value = b.inp(op, 0)
     for axis in (h, w):
         table = nearest_table(op, x.shape[axis], out.shape[axis], opencv)
         if not np.array_equal(table, np.arange(x.shape[axis])):
             value = b.node("Gather", [value, b.const(table, "index")], axis=axis)
     return [value]
+
+
+def _resize_linear_u8(b: Builder, x: str, in_shape, out_shape) -> str:
+    """MegDNN's x86 bilinear resize of 1- or 3-channel uint8 NHWC images: 11-bit fixed-point weights, int32
+    accumulation, result truncated (no rounding)."""
+    one = 1 << RESIZE_COEF_BITS
+    corners, weights = [x], []
+    for axis in (1, 2):
+        first, weight = opencv_linear_table(in_shape[axis], out_shape[axis])
+        shape = [1, 1, 1, 1]
+        shape[axis] = out_shape[axis]
+        corners = [b.node("Gather", [v, b.const(first + k, "index")], axis=axis) for v in corners for k in (0, 1)]
+        weights.append([b.const((one - weight).reshape(shape).astype(np.int32)),
+                        b.const(weight.reshape(shape).astype(np.int32))])
+    total = None
+    for i, corner in enumerate(corners):  # (h0, w0), (h0, w1), (h1, w0), (h1, w1)
+        term = b.node("Mul", [b.node("Mul", [b.cast(corner, np.int32), weights[1][i % 2]]), weights[0][i // 2]])
+        total = term if total is None else b.node("Add", [total, term])
+    return b.cast(b.node("Div", [total, b.const(np.int32(one * one))]), np.uint8)
 
 
 def _f32(b: Builder, value: float) -> str:
@@ -60,7 +83,8 @@ def _border_index(b: Builder, p: str, size: int, mode: str) -> tuple[str, str | 
         index = b.node("Min", [b.node("Max", [p, b.const(i64(0))]), b.const(i64(size - 1))])
         if mode != "CONSTANT":
             return index, None
-        return index, b.node("And", [b.node("GreaterOrEqual", [p, b.const(i64(0))]), b.node("Less", [p, b.const(i64(size))])])
+        inside = [b.node("GreaterOrEqual", [p, b.const(i64(0))]), b.node("Less", [p, b.const(i64(size))])]
+        return index, b.node("And", inside)
     if mode == "WRAP":
         return b.node("Mod", [p, b.const(i64(size))]), None
     period = 2 * size if mode == "REFLECT" else 2 * size - 2
@@ -69,16 +93,12 @@ def _border_index(b: Builder, p: str, size: int, mode: str) -> tuple[str, str | 
     return b.node("Where", [b.node("GreaterOrEqual", [q, b.const(i64(size))]), mirrored, q]), None
 
 
-def sample_bilinear(b: Builder, op: Op, src: str, src_shape: tuple[int, ...], ah: str, aw: str,
-                    check_finite: bool = False) -> str:
-    """Bilinear samples of a float32 NCHW/NHWC image at source rows ``ah`` and columns ``aw`` (one per output
-    pixel, N x OH*OW values in any shape), with the op's border mode; returns the op's output."""
-    mode, border_val = warp_border(op)
-    out_shape = op.outputs[0].shape
-    h, w, c = image_axes(op, op.params.get("format", NHWC if op.kind != "WarpPerspective" else NCHW))
-    n, ih, iw, ch, k = src_shape[0], src_shape[h], src_shape[w], src_shape[c], out_shape[h] * out_shape[w]
-    nchw = c == 1
-    flat = b.reshape(src, (n, ch, ih * iw) if nchw else (n, ih * iw, ch))
+def gather_bilinear(b: Builder, flat: str, shape: tuple[int, int, int, int, int], ah: str, aw: str, mode: str,
+                    border_val: float, nchw: bool = True) -> str:
+    """Bilinear samples of a float32 image flattened to (N, C, H*W) (or (N, H*W, C) when not ``nchw``) at k source
+    rows ``ah`` and columns ``aw`` per image (N x k values in any shape); ``shape`` is (N, C, H, W, k). Returns
+    (N, C, k) (or (N, k, C)); neighbours outside the image follow the border mode."""
+    n, ch, ih, iw, k = shape
     per_pixel, full = ((n, 1, k), (n, ch, k)) if nchw else ((n, k, 1), (n, k, ch))
     border = _f32(b, border_val)
     corners = []
@@ -99,9 +119,22 @@ def sample_bilinear(b: Builder, op: Op, src: str, src_shape: tuple[int, ...], ah
                 value = b.node("Where", [b.reshape(b.node("And", [hmask, wmask]), per_pixel), value, border])
             term = b.node("Mul", [value, b.reshape(b.node("Mul", [wweight, hweight]), per_pixel)])
             total = term if total is None else b.node("Add", [total, term])
+    return total
+
+
+def sample_bilinear(b: Builder, op: Op, src: str, src_shape: tuple[int, ...], ah: str, aw: str,
+                    check_finite: bool = False) -> str:
+    """Bilinear samples of a float32 NCHW/NHWC image at source rows ``ah`` and columns ``aw`` (one per output
+    pixel, N x OH*OW values in any shape), with the op's border mode; returns the op's output."""
+    mode, border_val = warp_border(op)
+    out_shape = op.outputs[0].shape
+    h, w, c = image_axes(op, op.params.get("format", NHWC if op.kind != "WarpPerspective" else NCHW))
+    n, ih, iw, ch, k = src_shape[0], src_shape[h], src_shape[w], src_shape[c], out_shape[h] * out_shape[w]
+    flat = b.reshape(src, (n, ch, ih * iw) if c == 1 else (n, ih * iw, ch))
+    total = gather_bilinear(b, flat, (n, ch, ih, iw, k), ah, aw, mode, border_val, nchw=c == 1)
     if check_finite and mode == "CONSTANT":
         bad = b.node("Or", [b.node("IsNaN", [total]), b.node("IsInf", [total])])
-        total = b.node("Where", [bad, border, total])
+        total = b.node("Where", [bad, _f32(b, border_val), total])
     return b.from_float32(b.reshape(total, out_shape), op.outputs[0].dtype.np_dtype)
 
 
@@ -116,8 +149,7 @@ def _opencv_coords(b: Builder, op: Op, src_shape, coords: list[str]) -> list[str
 
 @lowering("WarpPerspective", "WarpAffine", modes=WARP_MODES)
 def lower_warp(b: Builder, op: Op) -> list[str]:
-    """Output pixel (x, y) samples the source at (m0 x + m1 y + m2, m3 x + m4 y + m5) / (m6 x + m7 y + m8)
-    (affine: no division) bilinearly; mat_idx picks the source image of each matrix."""
+    """Each output pixel samples the source bilinearly at mat @ (x, y, 1) (perspective: divided by the 3rd row)."""
     src, mat, mat_idx, _ = warp_inputs(op)
     out = op.outputs[0].shape
     h, w, _ = image_axes(op, op.params.get("format", NHWC if op.kind != "WarpPerspective" else NCHW))

@@ -9,7 +9,9 @@ from ..graph.infer import REDUCE_MODES, reduce_plan
 from ..graph.infer_nn import (adaptive_pooling_geometry, conv_geometry, conv_input_layout, conv_layout, deconv_geometry,
                                LAYOUTS, RELAYOUT_MODES, nchw_shape, onnx_filter, relayout_plan)
 from ..graph.ir import Op
+from ..graph.quant import dequantize as dequantize_array
 from .builder import Builder, lowering
+from .elemwise import dequantize, quantize
 
 NONLINEARITIES = {0: None, 1: "Relu", 2: "Sigmoid", 3: "HardSwish"}
 CONV_MODES = ["CROSS_CORRELATION", "CONVOLUTION", "DENSE", "GROUP"] + [f"format {name}" for name, _ in LAYOUTS.values()]
@@ -39,7 +41,7 @@ def from_nchw(b: Builder, value: str, shape: tuple[int, ...], layout: str) -> st
     return b.node("Transpose", [value], perm=_LAYOUT_PERMS.get(layout, _BLOCKED_PERMS)[1])
 
 
-@lowering("RelayoutFormat", modes=[f"{a}_{b}" for a, b in RELAYOUT_MODES.values()])
+@lowering("RelayoutFormat", modes=RELAYOUT_MODES.values())
 def lower_relayout_format(b: Builder, op: Op) -> list[str]:
     """Change an image's layout (NCHW, NHWC, NHWCD4, NCHW4, NCHW88), zero-padding channels to the new block."""
     src, dst, padded = relayout_plan(op)
@@ -51,23 +53,37 @@ def lower_relayout_format(b: Builder, op: Op) -> list[str]:
     return [from_nchw(b, value, op.outputs[0].shape, dst)]
 
 
+def _integers(dtype) -> tuple[np.dtype, float]:
+    """(storage dtype, zero point) of a quantized dtype; its values enter convolutions as float32 integers."""
+    return dtype.np_dtype, float(dtype.zero_point or 0)
+
+
 def _conv(b: Builder, op: Op, bias: str | None = None) -> str:
-    """The convolution of an input in the op's layout (computed in NCHW with the filter unblocked)."""
+    """The convolution of an input in the op's layout (computed in NCHW with the filter unblocked); quantized
+    inputs and filters enter as their integer values minus the zero point (the result is then in units of
+    x_scale * w_scale)."""
     groups, oc, kernel, pads, strides, dilations = conv_geometry(op)
     layout, _ = conv_layout(op)
-    w_var = op.inputs[1]
+    x_var, w_var = op.inputs[:2]
     flip = op.params.get("mode", 0) == 1
     if w_var.is_const:
         w = onnx_filter(op, w_var.const)
+        if w_var.dtype.quantized:
+            w = w.astype(np.float32) - _integers(w_var.dtype)[1]
         weight = b.const(np.ascontiguousarray(w[..., ::-1, ::-1] if flip else w), "weight")
-    elif flip or layout != "NCHW":
+    elif flip or layout != "NCHW" or w_var.dtype.quantized:
         raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: a computed filter with "
-                                       f"CONVOLUTION mode or a packed format")
+                                       f"CONVOLUTION mode, a blocked format or a quantized dtype")
     else:
         weight = b.inp(op, 1)
         if groups > 1:
             weight = b.reshape(weight, (oc, w_var.shape[2]) + tuple(kernel))
-    inputs = [to_nchw(b, b.inp(op, 0), op.inputs[0].shape, conv_input_layout(op)), weight] + ([bias] if bias else [])
+    x = b.inp(op, 0)
+    if x_var.dtype.quantized:
+        x = b.cast(x, np.float32)
+        if _integers(x_var.dtype)[1]:
+            x = b.node("Sub", [x, b.const(np.float32(_integers(x_var.dtype)[1]))])
+    inputs = [to_nchw(b, x, x_var.shape, conv_input_layout(op)), weight] + ([bias] if bias else [])
     out = b.node("Conv", inputs, group=groups, kernel_shape=kernel, pads=pads * 2, strides=strides,
                  dilations=dilations)
     return from_nchw(b, out, op.outputs[0].shape, layout)
@@ -75,31 +91,38 @@ def _conv(b: Builder, op: Op, bias: str | None = None) -> str:
 
 @lowering("Convolution", modes=CONV_MODES)
 def lower_convolution(b: Builder, op: Op) -> list[str]:
-    """2-D convolution, dense or grouped, in NCHW or a blocked layout (NCHW44/88, NHWCD4); mode CONVOLUTION
-    flips the kernel."""
+    """2-D convolution, dense or grouped, NCHW or blocked (NCHW44/88, NHWCD4); CONVOLUTION mode flips the kernel."""
     return [_conv(b, op)]
 
 
-@lowering("ConvBias", modes=CONV_MODES + [f"nonlineMode {m}" for m in ("IDENTITY", "RELU", "SIGMOID", "H_SWISH")])
+@lowering("ConvBias", modes=CONV_MODES + [f"nonlineMode {m}" for m in ("IDENTITY", "RELU", "SIGMOID", "H_SWISH")]
+          + ["quantized (QuantizedS8 / Quantized8Asymm in, quantized or float out)"])
 def lower_conv_bias(b: Builder, op: Op) -> list[str]:
-    """act(conv(x, w) + bias [+ z]) with act in {identity, relu, sigmoid, h-swish}."""
+    """act(conv(x, w) + bias [+ z]); quantized inputs accumulate in integers and quantize to the output dtype."""
     mode = op.params.get("nonlineMode", 0)
     if mode not in NONLINEARITIES:
         raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: ConvBias nonlineMode {mode}")
-    if op.output_dtype is not None and op.output_dtype.quantized:
-        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: quantized ConvBias")
+    x_dtype, out_dtype = op.inputs[0].dtype, op.outputs[0].dtype
+    unit = np.float32(x_dtype.scale) * np.float32(op.inputs[1].dtype.scale) if x_dtype.quantized else None
     oc = conv_geometry(op)[1]
     bias_var = op.inputs[2] if len(op.inputs) > 2 else None
     conv_bias = None
     if bias_var is not None and bias_var.is_const and int(np.prod(bias_var.shape)) == oc:
-        conv_bias = b.const(bias_var.const.reshape(oc), "bias")
+        value = dequantize_array(bias_var.const, bias_var.dtype).reshape(oc)
+        conv_bias = b.const((value / unit).astype(np.float32) if unit else value.astype(bias_var.const.dtype), "bias")
     out = _conv(b, op, conv_bias)
+    if unit:
+        out = b.node("Mul", [out, b.const(unit)])
     if bias_var is not None and conv_bias is None:
-        out = b.node("Add", [out, b.name(bias_var)])
+        out = b.node("Add", [out, dequantize(b, b.name(bias_var), bias_var.dtype) if unit else b.name(bias_var)])
     if len(op.inputs) > 3:
-        out = b.node("Add", [out, b.inp(op, 3)])
+        out = b.node("Add", [out, dequantize(b, b.inp(op, 3), op.inputs[3].dtype) if unit else b.inp(op, 3)])
     act = NONLINEARITIES[mode]
-    return [b.node(act, [out]) if act else out]
+    out = b.node(act, [out]) if act else out
+    if out_dtype.quantized:
+        return [quantize(b, out, out_dtype)]
+    computed = np.float32 if unit else x_dtype.np_dtype
+    return [b.cast(out, out_dtype.np_dtype) if out_dtype.np_dtype != computed else out]
 
 
 POOL_MODES = {0: ("MaxPool", {}), 1: ("AveragePool", {"count_include_pad": 1}),
@@ -108,8 +131,7 @@ POOL_MODES = {0: ("MaxPool", {}), 1: ("AveragePool", {"count_include_pad": 1}),
 
 @lowering("Pooling", modes=POOL_NAMES + [f"format {name}" for name, _ in LAYOUTS.values()])
 def lower_pooling(b: Builder, op: Op) -> list[str]:
-    """MAX / AVERAGE (padding counted) / AVERAGE_COUNT_EXCLUDE_PADDING pooling, floor output size; NCHW or a
-    blocked layout (NCHW44/88, NHWCD4)."""
+    """MAX / AVERAGE (padding counted or not) pooling with floor output size, NCHW or blocked layouts."""
     p = op.params
     mode = p.get("mode", 0)
     if mode not in POOL_MODES:

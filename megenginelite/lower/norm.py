@@ -31,20 +31,19 @@ def _affine(b: Builder, op: Op, y: str, shape) -> str:
 
 @lowering("GroupNorm", "InstanceNorm")
 def lower_group_norm(b: Builder, op: Op) -> list[str]:
-    """Normalize each group of C/G channels of an NCHW image (InstanceNorm: one channel per group), then
-    per-channel affine; outputs (y, mean, var): MegDNN stores the variance in its "rstd" output."""
+    """Normalize each group of C/G channels (InstanceNorm: G = C), per-channel affine; outputs (y, mean, var)."""
     x = op.inputs[0]
     n, c = x.shape[:2]
     groups = group_norm_groups(op)
     y, mean, var = normalize(b, b.reshape(b.float32(op, 0), (n, groups, -1)), [2], op.params.get("eps", 1e-5))
     y = _affine(b, op, b.reshape(y, x.shape), (1, c, 1, 1))
+    # MegDNN's kernel writes the variance (not 1 / std) into its third ("rstd") output
     return [b.from_float32(y, x.dtype.np_dtype), b.reshape(mean, (n, groups)), b.reshape(var, (n, groups))]
 
 
 @lowering("GeneralNorm")
 def lower_general_norm(b: Builder, op: Op) -> list[str]:
-    """Normalize over the axes [axis_start, axis_end), affine with weight/bias of those dims; outputs
-    (y, mean, 1 / std)."""
+    """Normalize over axes [axis_start, axis_end) with an affine over those dims; outputs (y, mean, 1 / std)."""
     x = op.inputs[0]
     axes = general_norm_axes(op)
     eps = op.params.get("eps", 1e-5)
@@ -60,14 +59,13 @@ def lower_lrn(b: Builder, op: Op) -> list[str]:
     """x * (k + alpha * sum of x^2 over the n channels centred on each one)^-beta."""
     p = op.params
     n = p.get("n", 5)
-    return [b.node("LRN", [b.inp(op, 0)], size=n, alpha=float(p.get("alpha", 1e-4)) * n, beta=float(p.get("beta", 0.75)),
-                   bias=float(p.get("k", 2.0)))]
+    return [b.node("LRN", [b.inp(op, 0)], size=n, alpha=float(p.get("alpha", 1e-4)) * n,
+                   beta=float(p.get("beta", 0.75)), bias=float(p.get("k", 2.0)))]
 
 
 @lowering("BatchNorm", modes=[f"INFERENCE {d}" for d in BN_PARAM_DIMS.values()])
 def lower_batch_norm(b: Builder, op: Op) -> list[str]:
-    """Inference batch norm scale * (x - mean) / sqrt(var + eps) + bias, the params laid out by param_dim;
-    outputs (mean, variance, reserve, y) with y last."""
+    """Inference batch norm scale * (x - mean) / sqrt(var + eps) + bias; outputs (mean, var, reserve, y)."""
     x = op.inputs[0]
     shape = bn_param_shape(op)
     eps = float(op.params.get("epsilon", 1e-4))

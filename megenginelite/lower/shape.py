@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph.infer import indexed_shape, norm_axis, subtensor_index
+from ..graph.infer import PASSTHROUGH, indexed_shape, norm_axis, subtensor_index
 from ..graph.ir import Op, Var
 from .builder import Builder, lowering
 
@@ -15,6 +15,12 @@ INT64_MIN = -(2**63)
 def lower_reshape(b: Builder, op: Op) -> list[str]:
     """Same data, new (statically known) shape; AxisAddRemove adds or removes size-1 axes."""
     return [b.reshape(b.inp(op, 0), op.outputs[0].shape)]
+
+
+@lowering(*PASSTHROUGH)
+def lower_identity(b: Builder, op: Op) -> list[str]:
+    """The input unchanged (copies and graph markers that compute nothing)."""
+    return [b.inp(op, 0)]
 
 
 @lowering("Broadcast")
@@ -79,7 +85,7 @@ def select(b: Builder, value: str, shape: tuple[int, ...], index: list) -> str:
         return _slices(b, value, shape, index)
     sliced_index = [e if isinstance(e, slice) else slice(None) for e in index]
     value = _slices(b, value, shape, sliced_index)
-    shape = np.empty(shape, np.bool_)[tuple(sliced_index)].shape
+    shape = np.broadcast_to(np.empty((), np.bool_), shape)[tuple(sliced_index)].shape  # zero-stride probe
     vec_axes = [a for a, e in enumerate(index) if isinstance(e, Var)]
     idx_shape = tuple(np.broadcast_shapes(*[index[a].shape for a in vec_axes]))
 
@@ -111,8 +117,7 @@ def select(b: Builder, value: str, shape: tuple[int, ...], index: list) -> str:
 
 @lowering("Subtensor", "IndexingMultiAxisVec")
 def lower_subtensor(b: Builder, op: Op) -> list[str]:
-    """Python/numpy indexing: constant slices, integer indices (which remove their axis) and, for
-    IndexingMultiAxisVec, int vectors (broadcast together)."""
+    """Python/numpy indexing: constant slices, integer indices (removing their axis) and int vectors."""
     x = op.inputs[0]
     index, _ = subtensor_index(op, len(x.shape), op.inputs[1:])
     return [b.reshape(select(b, b.inp(op, 0), x.shape, index), op.outputs[0].shape)]

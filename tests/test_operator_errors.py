@@ -1,0 +1,46 @@
+"""Operators in modes we do not implement raise UnsupportedOperatorError naming the operator and the mode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from megenginelite.errors import UnsupportedOperatorError
+from megenginelite.format.dtypes import FLOAT32, INT32
+from megenginelite.graph.infer import infer_op
+from megenginelite.graph.ir import Op, Var
+
+
+def _var(vid, shape, dtype=FLOAT32, const=None):
+    return Var(vid, f"v{vid}", dtype, tuple(shape), None if const is None else np.asarray(const))
+
+
+def _op(kind, params, inputs, n_out=1):
+    return Op(type=kind, kind=kind, params=params, inputs=inputs, outputs=[Var(100 + i, f"o{i}") for i in range(n_out)])
+
+
+IMAGE = _var(1, (1, 3, 8, 8))
+SIZE = _var(2, (2,), INT32, [4, 4])
+CASES = [
+    (_op("Resize", {"imode": 2, "format": 0}, [IMAGE, SIZE]), "AREA"),
+    (_op("WarpPerspective", {"imode": 1, "bmode": 5, "format": 0}, [IMAGE, _var(3, (1, 3, 3)), SIZE]),
+     "TRANSPARENT"),
+    (_op("WarpAffine", {"imode": 0, "border_mode": 0, "format": 0}, [IMAGE, _var(3, (1, 2, 3)), SIZE]), "NEAREST"),
+    (_op("Padding", {"padding_mode": 7}, [IMAGE]), "Padding mode 7"),
+    (_op("TopK", {"mode": 5}, [_var(4, (2, 6)), _var(5, (1,), INT32, [2])], 2), "TopK mode 5"),
+    (_op("ElemwiseMultiType", {"mode": 2}, [_var(4, (2, 6), INT32), _var(6, (1,), INT32)]), "mode 2"),
+    (_op("CvtColor", {"mode": 10}, [_var(7, (1, 6, 4, 1))]), "CvtColor mode 10"),
+    (_op("Convolution", {"format": 3}, [IMAGE, _var(8, (4, 3, 3, 3))]), "format 3"),
+    (_op("BatchNorm", {"fwd_mode": 0, "param_dim": 2}, [IMAGE] + [_var(9 + i, (1, 3, 1, 1)) for i in range(4)], 4),
+     "fwd_mode 0"),
+    (_op("LSTM", {"bidirectional": True, "hidden_size": 4},
+         [_var(20, (5, 2, 3)), _var(21, (2, 2, 4)), _var(22, (2, 2, 4)), _var(23, (1, 320))], 4), "bidirectional"),
+    (_op("Cumsum", {"axis": 2**31 - 1}, [IMAGE]), "without an axis"),
+]
+
+
+@pytest.mark.parametrize("op, mode", CASES, ids=[f"{op.kind}-{mode}" for op, mode in CASES])
+def test_unsupported_mode_names_the_operator_and_mode(op, mode):
+    with pytest.raises(UnsupportedOperatorError) as info:
+        infer_op(op)
+    assert op.kind in str(info.value) and mode in str(info.value)
