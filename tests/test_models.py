@@ -26,12 +26,24 @@ def assert_matches(entry: dict, got: np.ndarray, want: np.ndarray, name: str) ->
         np.testing.assert_array_equal(got, want, err_msg=f"{entry['name']}:{name}")
 
 
+# Fixtures we do not match yet, and why (strict: a fix makes the test fail until the entry goes).
+UNSUPPORTED = {
+    "op_cond_take": "CondTake's output length depends on the data; plans need static shapes",
+    "op_nms": "the [:size] slice after NMSKeep depends on the data; plans need static shapes",
+    "format_keep_var_name0": "the file stores no var names; the real library invents 'softmax(ADD[51])[53]' from "
+                             "MegBrain's internal id counter, ours names the output 'var<id>'",
+}
+
+
 def _params():
-    """Fixtures whose note flags a KNOWN BAD REFERENCE (the real library's output is wrong) are expected to fail."""
+    """Fixtures whose note flags a KNOWN BAD REFERENCE (the real library's output is wrong) are expected to fail,
+    and so are the UNSUPPORTED ones."""
     for entry in MANIFEST:
         marks = ()
         if "KNOWN BAD REFERENCE" in entry["note"]:
             marks = pytest.mark.xfail(reason="the recorded reference is a real-library bug (see the fixture note)")
+        elif entry["name"] in UNSUPPORTED:
+            marks = pytest.mark.xfail(strict=True, reason=UNSUPPORTED[entry["name"]])
         yield pytest.param(entry, id=entry["name"], marks=marks)
 
 
