@@ -2,7 +2,8 @@
 
 They see what ONNX Runtime does not: MegBrain's dump-time optimizer leaves a folded BatchNorm as a separate
 ``FUSE_ADD_RELU(bias, conv)``/``ADD(bias, conv)`` after every convolution, with the constant first, which ONNX
-Runtime's Conv+Add fusion does not recognize.
+Runtime's Conv+Add fusion does not recognize; and ShuffleNet's channel shuffle (reshape, transpose, reshape, pick
+one half) is a strided channel slice, one copy instead of a transpose plus a split.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable
 
+import numpy as np
 
+from ..format.dtypes import INT32
 from .elemwise_modes import mode_name
 from .ir import Graph, Op, Var
 
@@ -70,7 +73,57 @@ def fuse_conv_bias_activation(graph: Graph) -> None:
     graph.ops = [op for op in graph.ops if id(op) not in dropped]
 
 
-PASSES: list[Callable[[Graph], None]] = [fuse_conv_bias_activation]
+def _producer(var: Var, kind: str) -> Op | None:
+    op = var.producer
+    return op if op is not None and op.kind == kind else None
+
+
+def _const_var(graph: Graph, value: int) -> Var:
+    """A new int32 (1,) constant var."""
+    var = Var(max(graph.vars) + 1, f"const<{value}>", INT32, (1,), np.array([value], np.int32))
+    graph.vars[var.id] = var
+    return var
+
+
+def fold_channel_shuffle(graph: Graph) -> None:
+    """x (N,C,H,W) -> Reshape (N,C/2,2,H*W) -> Dimshuffle (2,0,1,3) -> Reshape (2,N,C/2,H,W) -> [k] is x[:, k::2]:
+    each pick becomes one Subtensor with a stride, the reshapes and the transpose disappear."""
+    for op in graph.ops:
+        if op.kind != "Subtensor" or op.params.get("items") != ((0, False, False, False, True),):
+            continue
+        reshape2 = _producer(op.inputs[0], "Reshape")
+        shuffle = reshape2 and _producer(reshape2.inputs[0], "Dimshuffle")
+        reshape1 = shuffle and _producer(shuffle.inputs[0], "Reshape")
+        if not reshape1 or shuffle.params.get("pattern") != (2, 0, 1, 3) or not op.inputs[1].is_const:
+            continue
+        x = reshape1.inputs[0]
+        if x.shape is None or len(x.shape) != 4 or x.shape[1] % 2:
+            continue
+        n, c, h, w = x.shape
+        if (reshape1.outputs[0].shape != (n, c // 2, 2, h * w) or reshape2.outputs[0].shape != (2, n, c // 2, h, w)):
+            continue
+        k = int(op.inputs[1].const.reshape(-1)[0]) % 2
+        op.inputs = [x, _const_var(graph, k), _const_var(graph, 2)]
+        op.params = {**op.params, "items": ((1, True, False, True, False),)}
+    live = {id(o) for o in _live(graph)}
+    graph.ops = [o for o in graph.ops if id(o) in live]
+
+
+def _live(graph: Graph) -> list[Op]:
+    """Ops whose results reach an output, in order (the rewrites leave dead ones behind)."""
+    needed: set[int] = set()
+    stack = [var for _, var in graph.outputs]
+    while stack:
+        var = stack.pop()
+        if id(var) in needed:
+            continue
+        needed.add(id(var))
+        if var.producer is not None:
+            stack.extend(var.producer.inputs)
+    return [op for op in graph.ops if any(id(v) in needed for v in op.outputs)]
+
+
+PASSES: list[Callable[[Graph], None]] = [fuse_conv_bias_activation, fold_channel_shuffle]
 
 
 def optimize(graph: Graph) -> None:

@@ -119,8 +119,10 @@ def select(b: Builder, value: str, shape: tuple[int, ...], index: list) -> str:
 def lower_subtensor(b: Builder, op: Op) -> list[str]:
     """Python/numpy indexing: constant slices, integer indices (removing their axis) and int vectors."""
     x = op.inputs[0]
-    index, _ = subtensor_index(op, len(x.shape), op.inputs[1:])
-    return [b.reshape(select(b, b.inp(op, 0), x.shape, index), op.outputs[0].shape)]
+    index, removed = subtensor_index(op, len(x.shape), op.inputs[1:])
+    out = select(b, b.inp(op, 0), x.shape, index)
+    plain = not removed and all(isinstance(entry, slice) for entry in index)
+    return [out if plain else b.reshape(out, op.outputs[0].shape)]
 
 
 @lowering("SetSubtensor", "IncrSubtensor", "IndexingSetMultiAxisVec", "IndexingIncrMultiAxisVec")
