@@ -57,6 +57,37 @@ FLOAT32 = DType("Float32", np.dtype(np.float32))
 INT32 = DType("Int32", np.dtype(np.int32))
 BOOL = DType("Bool", np.dtype(np.bool_))
 
+# BFloat16 inside the graph IR.  Files store BFloat16 tensors as their raw uint16 bits (``DTYPE_ENUM`` above, what
+# the format readers decode); numpy has no bfloat16, so the graph carries BFloat16 values as float32 numbers that
+# are exactly representable in bfloat16 (``bfloat16_round``), and the ONNX lowering re-rounds every BFloat16
+# result the same way (``Cast`` to BFLOAT16 and back, which ONNX Runtime rounds like MegDNN).
+BFLOAT16 = DType("BFloat16", np.dtype(np.float32))
+
+
+def is_bfloat16(dtype: DType | None) -> bool:
+    return dtype is not None and dtype.name == "BFloat16"
+
+
+def bfloat16_round(x) -> np.ndarray:
+    """float32 values rounded to bfloat16 precision exactly like MegDNN's ``float2bfloat16`` (dnn/include/megdnn/
+    dtype/bfloat16.hpp): round to nearest, ties to even, on the raw bits; overflow goes to infinity; infinities
+    stay; NaNs stay NaN (MegDNN sets the quiet bit of a NaN whose payload would be lost)."""
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    finite = (bits & 0x7F800000) != 0x7F800000
+    rounded = np.where(finite, bits + 0x7FFF + ((bits >> 16) & 1),
+                       np.where(bits & 0xFFFF, bits | 0x10000, bits))
+    return ((rounded & 0xFFFF0000).astype(np.uint32)).view(np.float32)
+
+
+def bfloat16_bits_to_float32(bits) -> np.ndarray:
+    """Raw bfloat16 bits (uint16, as stored in model files) as the float32 values they denote (exact)."""
+    return (np.asarray(bits, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+def float32_to_bfloat16_bits(x) -> np.ndarray:
+    """float32 values as raw bfloat16 bits, rounded like MegDNN (``bfloat16_round``)."""
+    return (bfloat16_round(x).view(np.uint32) >> 16).astype(np.uint16)
+
 _BY_NUMPY = {np.dtype(t): DType(n, np.dtype(t)) for n, t in [
     ("Float32", np.float32), ("Float16", np.float16), ("Int32", np.int32), ("Int16", np.int16),
     ("Int8", np.int8), ("Uint8", np.uint8), ("Uint16", np.uint16), ("Bool", np.bool_)]}

@@ -7,6 +7,7 @@ import re
 import numpy as np
 
 from ..errors import ModelFormatError
+from ..format.dtypes import BFLOAT16, DType, bfloat16_bits_to_float32, is_bfloat16
 from ..format.records import ModelRecord
 from .ir import Graph, Op, Var
 
@@ -24,6 +25,17 @@ def canonical_kind(type_name: str) -> str:
     """The operator kind a file type name lowers by: ``ReshapeV1`` -> ``Reshape``, ``ConvBiasForwardV4`` -> ``ConvBias``."""
     base = re.sub(r"V\d+$", "", type_name)
     return _RENAMES.get(base, base)
+
+
+def _graph_dtype(dtype: DType | None) -> DType | None:
+    """The graph's dtype for a file dtype: BFloat16 (uint16 bits in the file) is carried as float32 values
+    (``format.dtypes.BFLOAT16``); every other dtype is kept."""
+    return BFLOAT16 if is_bfloat16(dtype) else dtype
+
+
+def _graph_value(data: np.ndarray, dtype: DType) -> np.ndarray:
+    """A constant's data as the graph holds it: BFloat16 bits decoded to the float32 values they denote."""
+    return bfloat16_bits_to_float32(data) if is_bfloat16(dtype) and data.dtype == np.uint16 else data
 
 
 def build_graph(model: ModelRecord) -> Graph:
@@ -52,7 +64,7 @@ def build_graph(model: ModelRecord) -> Graph:
                                        f"for {len(rec.outputs)} outputs")
             for vid, t in zip(rec.outputs, rec.tensors):
                 var = new_var(vid)
-                var.dtype = t.dtype
+                var.dtype = _graph_dtype(t.dtype)
                 var.shape = t.shape
                 if rec.type in INPUT_OPRS:
                     var.name = t.name or var.name
@@ -60,10 +72,15 @@ def build_graph(model: ModelRecord) -> Graph:
                 else:
                     if t.data is None and int(np.prod(t.shape)) != 0:
                         raise ModelFormatError(f"{model.source}: constant {var.name!r} has no data")
-                    var.const = t.data if t.data is not None else np.zeros(t.shape, t.dtype.np_dtype)
+                    var.const = _graph_value(t.data, t.dtype) if t.data is not None else np.zeros(
+                        t.shape, var.dtype.np_dtype)
             continue
-        op = Op(type=rec.type, kind=canonical_kind(rec.type), params=rec.params,
-                inputs=[fetch(i) for i in rec.inputs], outputs=[], output_dtype=rec.output_dtype, index=index)
+        params = rec.params
+        if params and any(isinstance(v, DType) and is_bfloat16(v) for v in params.values()):
+            params = {k: _graph_dtype(v) if isinstance(v, DType) else v for k, v in params.items()}
+        op = Op(type=rec.type, kind=canonical_kind(rec.type), params=params,
+                inputs=[fetch(i) for i in rec.inputs], outputs=[], output_dtype=_graph_dtype(rec.output_dtype),
+                index=index)
         for vid in rec.outputs:
             var = new_var(vid)
             var.producer = op

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import InvalidInputError, UnsupportedOperatorError
-from ..format.dtypes import BOOL, DType, from_numpy
+from ..format.dtypes import BOOL, DType, bfloat16_round, from_numpy, is_bfloat16
 from .elemwise_modes import BOOL_RESULT, MODES, MULTI_MODES, QUANTIZED_MODES, mode_name
 from .ir import Graph, Op, Var
 from .quant import dequantize, quantize
@@ -102,6 +102,8 @@ def infer_op(op: Op) -> None:
             var.const = value if value.ndim else value.reshape(1)
             var.shape = var.const.shape
             var.dtype = var.dtype or _dtype_of(op, var.const)
+            if is_bfloat16(var.dtype):  # carried as float32, rounded like MegDNN's bfloat16 results
+                var.const = bfloat16_round(var.const)
         return
     rule = SHAPE_RULES.get(op.kind)
     if rule is None:
@@ -122,6 +124,8 @@ def infer_op(op: Op) -> None:
 def _dtype_of(op: Op, value: np.ndarray) -> DType:
     if op.output_dtype is not None:
         return op.output_dtype
+    if op.kind == "TypeCvt":  # the value's numpy type cannot tell e.g. BFloat16 (carried as float32) from Float32
+        return op.params["dtype"]
     if op.inputs and op.inputs[0].dtype is not None and op.inputs[0].dtype.np_dtype == value.dtype:
         return op.inputs[0].dtype
     try:
@@ -430,8 +434,8 @@ def advanced_index(op: Op, x_shape, index: list):
 def indexed_shape(op: Op, x_shape: tuple[int, ...], index: list) -> tuple[int, ...]:
     """Shape of x[index] (integer indices remove their axis; a 0-d result is (1,))."""
     try:
-        # a zero-stride probe: no memory for x itself, however large its declared shape
-        shape = np.broadcast_to(np.empty((), np.bool_), x_shape)[advanced_index(op, x_shape, index)].shape
+        # a probe of zero-size elements: neither x nor the indexed result take memory, however large their shapes
+        shape = np.broadcast_to(np.empty((), np.dtype([])), x_shape)[advanced_index(op, x_shape, index)].shape
     except IndexError as exc:
         raise fail(op, f"bad index for shape {list(x_shape)}: {exc}") from None
     return shape or (1,)

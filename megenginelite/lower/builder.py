@@ -7,11 +7,13 @@ from typing import Callable
 import numpy as np
 
 from ..errors import LiteMemoryError, UnsupportedOperatorError
+from ..format.dtypes import is_bfloat16
 from ..graph.infer import MALFORMED, fail
 from ..graph.ir import Graph, Op, Var
 from .onnx_proto import External, Node, ValueInfo, encode_model, onnx_dtype
 
 OPSET = 18
+BFLOAT16_ONNX = 16  # TensorProto.BFLOAT16
 
 LoweringFn = Callable[["Builder", Op], list[str]]
 LOWERINGS: dict[str, LoweringFn] = {}
@@ -34,7 +36,7 @@ def lowering(*kinds: str, modes=None):
 
 
 def onnx_type(dtype: np.dtype) -> int:
-    return onnx_dtype(dtype)
+    return dtype if isinstance(dtype, int) else onnx_dtype(dtype)
 
 
 class Builder:
@@ -140,7 +142,18 @@ class Builder:
             self._owner_tag = ""
         for var, value in zip(op.outputs, outs):
             if value is not None:
+                if is_bfloat16(var.dtype):
+                    value = self.round_bfloat16(value)
                 self.bind(var, value)
+
+    def round_bfloat16(self, value: str) -> str:
+        """A float32 value rounded to bfloat16 precision and carried on as float32.
+
+        BFloat16 vars (``format.dtypes.BFLOAT16``) are float32 in the ONNX graph, so that every lowering works
+        on them unchanged (numpy and most ONNX Runtime CPU kernels have no bfloat16); MegDNN rounds each result
+        it stores as bfloat16, so the builder re-rounds every BFloat16 op output here: ``Cast`` to BFLOAT16 and
+        back, which ONNX Runtime rounds to nearest, ties to even, like MegDNN's ``float2bfloat16``."""
+        return self.cast(self.cast(value, BFLOAT16_ONNX), np.float32)
 
     def build(self, name: str = "megengine", expose_vars: bool = False, external_min_bytes: int | None = None) -> bytes:
         """Lower every non-constant op, wire graph inputs and outputs, and return the serialized ONNX model;
@@ -151,6 +164,9 @@ class Builder:
         inputs = []
         for var in self.graph.inputs:
             self._names[var.id] = var.name
+            if is_bfloat16(var.dtype):  # a BFloat16 input is fed as float32: round it like the original would
+                self._node_prefix = f"input:{var.name}"
+                self._names[var.id] = self.round_bfloat16(var.name)
             inputs.append(ValueInfo(var.name, var.dtype.np_dtype, tuple(var.shape)))
         live = live_ops(self.graph)
         for op in self.graph.ops:
