@@ -55,6 +55,8 @@ class TensorBatchCollector:
             self.is_pinned_host = tensor.is_pinned_host
         else:
             self._tensor = LiteTensor(LiteLayout(self.shape, LiteDataType(self.dtype)), device_type, device_id, is_pinned_host)
+        # Allocate now: concurrent collects write through slices, which must all see one memory buffer.
+        self._tensor._impl.data_ptr()
         self._free_list: list[int] = list(range(self.shape[0]))
 
     @property
