@@ -31,6 +31,11 @@ class LiteUsageError(LiteError):
     """An API call was made in the wrong state, e.g. ``forward`` before ``load``."""
 
 
+class LiteMemoryError(LiteError, MemoryError):
+    """Memory for a tensor could not be allocated: the shapes the model declares (or the caller sets) need more
+    than this process may use. Also a ``MemoryError``, so code that handles that keeps working."""
+
+
 class UnsupportedDTypeError(LiteError, KeyError):
     """A dtype that ``LiteDataType`` cannot represent (float64, int64, bool, ...).
 
