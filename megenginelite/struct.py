@@ -330,6 +330,14 @@ def _to_bytes_or_none(value: Any, what: str) -> bytes | None:
     raise TypeError(f"{what}: bytes or str expected instead of {type(value).__name__} instance")
 
 
+def _name_bytes(name: str | bytes) -> bytes:
+    """A name given as str or bytes, stored as UTF-8 bytes like the original's C strings."""
+    if isinstance(name, str):
+        return name.encode("utf-8")
+    assert isinstance(name, bytes), "name should be str or bytes type."
+    return name
+
+
 class LiteConfig:
     """How a network is loaded: device, backend, model decryption/compression, options.
 
@@ -373,11 +381,7 @@ class LiteConfig:
 
     @bare_model_cryption_name.setter
     def bare_model_cryption_name(self, name: str | bytes) -> None:
-        if isinstance(name, str):
-            self._bare_model_cryption_name = name.encode("utf-8")
-        else:
-            assert isinstance(name, bytes), "name should be str or bytes type."
-            self._bare_model_cryption_name = name
+        self._bare_model_cryption_name = _name_bytes(name)
 
     @property
     def discrete_input_name(self) -> bytes | None:
@@ -455,11 +459,7 @@ class LiteIO:
 
     @name.setter
     def name(self, name: str | bytes) -> None:
-        if isinstance(name, str):
-            self._name = name.encode("utf-8")
-        else:
-            assert isinstance(name, bytes), "name should be str or bytes type."
-            self._name = name
+        self._name = _name_bytes(name)
 
     @property
     def config_layout(self) -> LiteLayout:
