@@ -431,14 +431,53 @@ def advanced_index(op: Op, x_shape, index: list):
     return tuple(np_index)
 
 
+PROBE_LIMIT = 2**20  # results up to this many elements are probed with numpy itself
+
+
 def indexed_shape(op: Op, x_shape: tuple[int, ...], index: list) -> tuple[int, ...]:
     """Shape of x[index] (integer indices remove their axis; a 0-d result is (1,))."""
+    shape = _indexed_shape_rule(op, x_shape, index)
+    if int(np.prod(shape, dtype=np.float64)) > PROBE_LIMIT:
+        # numpy would loop over every element of the result: a huge declared shape must not stall us
+        return shape or (1,)
     try:
-        # a probe of zero-size elements: neither x nor the indexed result take memory, however large their shapes
+        # a probe of zero-size elements: neither x nor the indexed result take memory
         shape = np.broadcast_to(np.empty((), np.dtype([])), x_shape)[advanced_index(op, x_shape, index)].shape
     except IndexError as exc:
         raise fail(op, f"bad index for shape {list(x_shape)}: {exc}") from None
     return shape or (1,)
+
+
+def _indexed_shape_rule(op: Op, x_shape: tuple[int, ...], index: list) -> tuple[int, ...]:
+    """numpy's result shape of x[index] without indexing: slices keep their length; without index vectors, ints
+    drop their axis; with them, ints and vectors broadcast together and the result takes their place when they are
+    adjacent, else goes first. Constant indices are bounds-checked like numpy does."""
+    vectors = any(isinstance(e, Var) for e in index)
+    dims: list[int | None] = []
+    positions, shapes = [], []
+    for axis, entry in enumerate(index):
+        dim = x_shape[axis]
+        if isinstance(entry, slice):
+            dims.append(len(range(*entry.indices(dim))))
+            continue
+        values = entry.const if isinstance(entry, Var) else np.asarray(entry)
+        if values is not None and np.size(values) and (np.min(values) < -dim or np.max(values) >= dim):
+            raise fail(op, f"bad index for shape {list(x_shape)}: index out of bounds for axis {axis} of size {dim}")
+        if vectors:
+            positions.append(axis)
+            shapes.append(tuple(entry.shape) if isinstance(entry, Var) else ())
+            dims.append(None)
+    dims += list(x_shape[len(index):])
+    if not positions:
+        return tuple(d for d in dims if d is not None)
+    try:
+        joint = tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise fail(op, f"bad index for shape {list(x_shape)}: index shapes {shapes} do not broadcast") from None
+    rest = [d for d in dims if d is not None]
+    if positions == list(range(positions[0], positions[-1] + 1)):
+        return tuple(rest[:positions[0]]) + joint + tuple(rest[positions[0]:])
+    return joint + tuple(rest)
 
 
 @shape_rule("Subtensor", "IndexingMultiAxisVec")

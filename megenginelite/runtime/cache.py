@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import threading
 import zipfile
 
@@ -19,6 +20,7 @@ import onnxruntime as ort
 from ..errors import LiteError
 
 SAVED_LEVEL = "extended"
+_ENTRY_NAME = re.compile(r"[0-9a-f]{32}\.onnx")
 
 
 def cache_key(model_digest: str, shapes_key: tuple, optimization: str, rewrites: bool = True) -> str:
@@ -35,12 +37,17 @@ class PersistentCache:
         self._entries: dict[str, bytes] = {}
         self._lock = threading.Lock()
         if os.path.exists(path) and os.path.getsize(path) > 0:
+            size = os.path.getsize(path)
             try:
                 with zipfile.ZipFile(path) as archive:
-                    for name in archive.namelist():
-                        if name.endswith(".onnx"):
-                            self._entries[name[:-5]] = archive.read(name)
-            except (zipfile.BadZipFile, OSError) as exc:
+                    for info in archive.infolist():
+                        # Only what dump() writes: "<32 hex digits>.onnx", stored uncompressed and unencrypted (a
+                        # compressed entry could inflate to any size). Names are dictionary keys, never paths.
+                        if (_ENTRY_NAME.fullmatch(info.filename) and info.compress_type == zipfile.ZIP_STORED
+                                and not info.flag_bits & 0x1 and info.file_size <= size):
+                            self._entries[info.filename[:-5]] = archive.read(info)
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError,
+                    RuntimeError) as exc:
                 raise LiteError(f"{path} is not a megenginelite persistent cache: {exc}") from exc
 
     def get(self, key: str) -> bytes | None:

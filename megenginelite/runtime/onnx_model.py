@@ -31,6 +31,49 @@ def _spec(value_info, source: str) -> TensorSpec:
     return TensorSpec(value_info.name, dims, dtype)
 
 
+def _external_tensors(proto) -> list[str]:
+    """Names of the tensors of a ModelProto (initializers, attributes, subgraphs, functions) whose data lies in
+    an external file."""
+    from onnx import TensorProto
+
+    found: list[str] = []
+
+    def tensor(t) -> None:
+        if t.data_location == TensorProto.EXTERNAL:
+            found.append(t.name)
+
+    def nodes(seq) -> None:
+        for node in seq:
+            for a in node.attribute:
+                if a.HasField("t"):
+                    tensor(a.t)
+                for t in a.tensors:
+                    tensor(t)
+                if a.HasField("sparse_tensor"):
+                    tensor(a.sparse_tensor.values)
+                    tensor(a.sparse_tensor.indices)
+                for st in a.sparse_tensors:
+                    tensor(st.values)
+                    tensor(st.indices)
+                if a.HasField("g"):
+                    graph(a.g)
+                for g in a.graphs:
+                    graph(g)
+
+    def graph(g) -> None:
+        for t in g.initializer:
+            tensor(t)
+        for st in g.sparse_initializer:
+            tensor(st.values)
+            tensor(st.indices)
+        nodes(g.node)
+
+    graph(proto.graph)
+    for function in proto.functions:
+        nodes(function.node)
+    return found
+
+
 class OnnxModel:
     """An ONNX model and its session; ``plan(shapes, dtypes)`` gives a ``Plan`` like ``CompiledModel``'s."""
 
@@ -42,6 +85,11 @@ class OnnxModel:
             onnx.checker.check_model(self.proto)
         except Exception as exc:  # protobuf and checker errors
             raise ModelFormatError(f"{source}: invalid ONNX model: {exc}") from None
+        external = _external_tensors(self.proto)
+        if external:  # a model file never makes us read other files
+            raise ModelFormatError(f"{source}: the ONNX model keeps tensor data in external files ({external[:5]}); "
+                                   f"only self-contained ONNX models are loaded (save it with "
+                                   f"onnx.save_model(model, path, save_as_external_data=False))")
         self.source = source
         self.config = config
         initializers = {t.name for t in self.proto.graph.initializer}

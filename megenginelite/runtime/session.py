@@ -22,6 +22,13 @@ from .cache import SAVED_LEVEL, active_cache, cache_key
 from .device import DeviceView
 
 
+# The most threads a session gets, whatever threads_number or a packed model's info asks for (a file saying
+# "number_threads": 100000 must not make us start 100,000 threads).
+MAX_THREADS = max(64, 4 * (os.cpu_count() or 1))
+# A directory that cannot exist (a path under a file): external data is looked up here, so it is never found.
+NO_EXTERNAL_DATA_DIR = os.path.join(os.devnull, "megenginelite-reads-no-external-data")
+
+
 @dataclass(frozen=True)
 class SessionConfig:
     """How ONNX Runtime runs a model: threads, providers, optimization level."""
@@ -41,7 +48,7 @@ class SessionConfig:
 
     def session_options(self) -> ort.SessionOptions:
         so = ort.SessionOptions()
-        so.intra_op_num_threads = max(1, int(self.threads))
+        so.intra_op_num_threads = min(max(1, int(self.threads)), MAX_THREADS)
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = {
@@ -51,6 +58,10 @@ class SessionConfig:
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         }[self.optimization]
         so.log_severity_level = 4  # errors reach the caller as exceptions; keep stderr clean
+        # A model never makes us read files: ONNX external data (tensors kept in files named by the model, e.g. in
+        # an ONNX model or a persistent-cache entry) would resolve relative to this directory, which cannot exist.
+        # Our own external initializers come from memory (add_external_initializers), not from files.
+        so.add_session_config_entry("session.model_external_initializers_file_folder_path", NO_EXTERNAL_DATA_DIR)
         if self.profile_prefix:
             so.enable_profiling = True
             so.profile_file_prefix = self.profile_prefix
