@@ -37,3 +37,13 @@ def unordered_rows(entry: dict) -> bool:
     with open(model_path(entry), "rb") as f:
         graph = build_graph(read_model(f.read(), entry["file"]))
     return any(op.kind == "TopK" and op.params.get("mode") == 1 for op in graph.ops)
+
+
+def assert_matches(entry: dict, got: np.ndarray, want: np.ndarray, what: str) -> None:
+    """``got`` equals the recorded ``want``: same shape and dtype, floats within the entry's tolerances."""
+    assert got.shape == want.shape, f"{entry['name']}:{what} shape {got.shape} != {want.shape}"
+    assert got.dtype == want.dtype, f"{entry['name']}:{what} dtype {got.dtype} != {want.dtype}"
+    if np.issubdtype(want.dtype, np.floating):
+        np.testing.assert_allclose(got, want, rtol=entry["rtol"], atol=entry["atol"], err_msg=f"{entry['name']}:{what}")
+    else:
+        np.testing.assert_array_equal(got, want, err_msg=f"{entry['name']}:{what}")

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import assert_matches
 from megenginelite import LiteNetwork
 from megenginelite.errors import ModelFormatError, UnsupportedOperatorError
 from megenginelite.format import detect_format, read_model
@@ -59,15 +60,6 @@ def load_or_skip(path: Path) -> LiteNetwork:
             raise
         pytest.skip(f"the file decodes, but an operator has no lowering yet: {exc}")
     return network
-
-
-def assert_matches(entry: dict, got: np.ndarray, want: np.ndarray, what: str) -> None:
-    assert got.shape == want.shape, f"{entry['name']}:{what} shape {got.shape} != {want.shape}"
-    assert got.dtype == want.dtype, f"{entry['name']}:{what} dtype {got.dtype} != {want.dtype}"
-    if np.issubdtype(want.dtype, np.floating):
-        np.testing.assert_allclose(got, want, rtol=entry["rtol"], atol=entry["atol"], err_msg=f"{entry['name']}:{what}")
-    else:
-        np.testing.assert_array_equal(got, want, err_msg=f"{entry['name']}:{what}")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import MANIFEST, BY_NAME, model_path, reference, unordered_rows
+from conftest import assert_matches, MANIFEST, BY_NAME, model_path, reference, unordered_rows
 from megenginelite import LiteNetwork
 
 
@@ -15,15 +15,6 @@ def run_network(network: LiteNetwork, feeds: dict[str, np.ndarray]) -> dict[str,
     network.forward()
     network.wait()
     return {name: network.get_io_tensor(name).to_numpy() for name in network.get_all_output_name()}
-
-
-def assert_matches(entry: dict, got: np.ndarray, want: np.ndarray, name: str) -> None:
-    assert got.shape == want.shape, f"{entry['name']}:{name} shape {got.shape} != {want.shape}"
-    assert got.dtype == want.dtype, f"{entry['name']}:{name} dtype {got.dtype} != {want.dtype}"
-    if np.issubdtype(want.dtype, np.floating):
-        np.testing.assert_allclose(got, want, rtol=entry["rtol"], atol=entry["atol"], err_msg=f"{entry['name']}:{name}")
-    else:
-        np.testing.assert_array_equal(got, want, err_msg=f"{entry['name']}:{name}")
 
 
 # Fixtures we do not match yet, and why (strict: a fix makes the test fail until the entry goes).

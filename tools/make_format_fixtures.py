@@ -65,6 +65,9 @@ def _load_by_path(name: str, path: Path):
     return mod
 
 
+# The main fixture script's deterministic .npz writer (numpy.savez stamps the current time into the zip).
+save_npz = _load_by_path("_make_fixtures", ROOT / "tools" / "make_fixtures.py").save_npz
+
 # Our pure-Python xxh64 (no package-relative imports) and the registry names of our V1 reader: used only to derive
 # the legacy MGBS variant, which the real library then validates by loading it.
 _xxh = _load_by_path("_fmt_xxh64", ROOT / "megenginelite" / "format" / "xxh64.py")
@@ -207,19 +210,6 @@ MODELS = {"conv_bn": model_conv_bn, "multi_out": model_multi_out, "topk": model_
 # ---------------------------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def save_npz(path: Path, arrays: dict) -> None:
-    """Deterministic .npz (numpy.savez stamps the current time into the zip)."""
-    tmp = Path(str(path) + ".tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-        for key, arr in arrays.items():
-            bio = io.BytesIO()
-            np.lib.format.write_array(bio, np.ascontiguousarray(arr), allow_pickle=False)
-            info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, bio.getvalue())
-    os.replace(tmp, path)
 
 
 def run_real_lite(path: Path, feed: dict) -> tuple[list[str], list[tuple[str, np.ndarray]]]:
