@@ -65,8 +65,10 @@ def _load_by_path(name: str, path: Path):
     return mod
 
 
-# The main fixture script's deterministic .npz writer (numpy.savez stamps the current time into the zip).
-save_npz = _load_by_path("_make_fixtures", ROOT / "tools" / "make_fixtures.py").save_npz
+# The main fixture script: its deterministic .npz writer (numpy.savez stamps the current time into the zip) and its
+# minimal FlatBuffers walker.
+_fixtures = _load_by_path("_make_fixtures", ROOT / "tools" / "make_fixtures.py")
+save_npz = _fixtures.save_npz
 
 # Our pure-Python xxh64 (no package-relative imports) and the registry names of our V1 reader: used only to derive
 # the legacy MGBS variant, which the real library then validates by loading it.
@@ -235,34 +237,6 @@ def short_error(exc: BaseException) -> str:
     return text.split("\nbacktrace:")[0].strip()
 
 
-class _FB:
-    """Just enough FlatBuffers reading to locate the Operator.type_id fields of a V1 graph."""
-
-    def __init__(self, b: bytearray, base: int):
-        self.b, self.base = b, base
-
-    def u32(self, p):
-        return struct.unpack_from("<I", self.b, p)[0]
-
-    def deref(self, p):
-        return p + self.u32(p)
-
-    def field(self, table, slot):
-        vt = table - struct.unpack_from("<i", self.b, table)[0]
-        vlen = struct.unpack_from("<H", self.b, vt)[0]
-        if 4 + 2 * slot >= vlen:
-            return None
-        off = struct.unpack_from("<H", self.b, vt + 4 + 2 * slot)[0]
-        return table + off if off else None
-
-    def vector(self, table, slot):
-        p = self.field(table, slot)
-        if p is None:
-            return []
-        v = self.deref(p)
-        return [v + 4 + 4 * i for i in range(self.u32(v))]
-
-
 def mgbc_to_mgbs(data: bytes) -> bytes:
     """The legacy form of an MGBC file: ``MGBS`` header without feature bits and unversioned operator ids."""
     assert data[:4] == b"MGBC"
@@ -271,7 +245,7 @@ def mgbc_to_mgbs(data: bytes) -> bytes:
     offset = struct.unpack_from("<Q", data, 16)[0]
     body = bytearray(data[24:])  # blobs, then the size-prefixed FlatBuffer
     fbs = offset
-    fb = _FB(body, fbs + 4)
+    fb = _fixtures._FB(body)
     root = fb.deref(fbs + 4)
     for entry in fb.vector(root, 3):
         op = fb.deref(entry)

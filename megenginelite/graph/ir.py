@@ -70,3 +70,20 @@ class Graph:
             if v.name == name:
                 return v
         raise KeyError(name)
+
+
+def live_ops(graph: Graph, through_constants: bool = False) -> set[Op]:
+    """Ops whose results reach a graph output (dead-code elimination). By default the walk stops at constant
+    vars (their producers were folded and need not run); ``through_constants`` keeps those producers too."""
+    live: set[Op] = set()
+    stack = [var for _, var in graph.outputs]
+    seen: set[int] = set()
+    while stack:
+        var = stack.pop()
+        if id(var) in seen or (var.is_const and not through_constants):
+            continue
+        seen.add(id(var))
+        if var.producer is not None and var.producer not in live:
+            live.add(var.producer)
+            stack.extend(var.producer.inputs)
+    return live

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..format.dtypes import INT32
 from .elemwise_modes import mode_name
-from .ir import Graph, Op, Var
+from .ir import Graph, Op, Var, live_ops
 
 # Elemwise mode name -> the ConvBias nonlinearity it adds (IDENTITY 0, RELU 1, SIGMOID 2, H_SWISH 3)
 _BIAS_ACTIVATIONS = {"ADD": 0, "FUSE_ADD_RELU": 1, "FUSE_ADD_SIGMOID": 2, "FUSE_ADD_H_SWISH": 3}
@@ -105,22 +105,8 @@ def fold_channel_shuffle(graph: Graph) -> None:
         k = int(op.inputs[1].const.reshape(-1)[0]) % 2
         op.inputs = [x, _const_var(graph, k), _const_var(graph, 2)]
         op.params = {**op.params, "items": ((1, True, False, True, False),)}
-    live = {id(o) for o in _live(graph)}
-    graph.ops = [o for o in graph.ops if id(o) in live]
-
-
-def _live(graph: Graph) -> list[Op]:
-    """Ops whose results reach an output, in order (the rewrites leave dead ones behind)."""
-    needed: set[int] = set()
-    stack = [var for _, var in graph.outputs]
-    while stack:
-        var = stack.pop()
-        if id(var) in needed:
-            continue
-        needed.add(id(var))
-        if var.producer is not None:
-            stack.extend(var.producer.inputs)
-    return [op for op in graph.ops if any(id(v) in needed for v in op.outputs)]
+    live = live_ops(graph, through_constants=True)  # the rewritten picks leave the reshapes and transpose dead
+    graph.ops = [o for o in graph.ops if o in live]
 
 
 PASSES: list[Callable[[Graph], None]] = [fuse_conv_bias_activation, fold_channel_shuffle]

@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import LiteMemoryError, UnsupportedOperatorError
 from ..format.dtypes import is_bfloat16
 from ..graph.infer import MALFORMED, fail
-from ..graph.ir import Graph, Op, Var
+from ..graph.ir import Graph, Op, Var, live_ops
 from .onnx_proto import External, Node, ValueInfo, encode_model, onnx_dtype
 
 OPSET = 18
@@ -195,18 +195,3 @@ class Builder:
         return encode_model(self.nodes, initializers, inputs, outputs,
                             opsets=[("", OPSET)] + [(d, 1) for d in domains], name=name)
 
-
-def live_ops(graph: Graph) -> set[Op]:
-    """Ops whose results reach a graph output (dead-code elimination)."""
-    live: set[Op] = set()
-    stack = [var for _, var in graph.outputs]
-    seen: set[int] = set()
-    while stack:
-        var = stack.pop()
-        if var.id in seen or var.is_const:
-            continue
-        seen.add(var.id)
-        if var.producer is not None and var.producer not in live:
-            live.add(var.producer)
-            stack.extend(var.producer.inputs)
-    return live

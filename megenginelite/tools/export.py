@@ -21,7 +21,7 @@ from ..errors import LiteError, UnsupportedOperatorError
 from ..format import ModelRecord
 from ..graph import Graph, build_graph, infer_graph
 from ..lower import OPSET, Builder
-from ..lower.builder import live_ops
+from ..graph.ir import live_ops
 from .summary import mge_version_string
 
 Progress = Callable[[int, int], None]

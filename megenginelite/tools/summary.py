@@ -14,7 +14,7 @@ from ..graph.build import CONST_OPRS
 from ..graph.elemwise_modes import mode_name
 from ..graph.infer_nn import conv_geometry, deconv_geometry, matmul_dims
 from ..graph.input_order import original_input_order
-from ..lower.builder import live_ops
+from ..graph.ir import live_ops
 
 FLOP_KINDS = ("convolution", "deconvolution", "matmul", "batched_matmul", "elementwise")
 
