@@ -131,6 +131,7 @@ MODES: dict[int, tuple[str, int, object]] = {
 }
 
 BOOL_RESULT = {"ISNAN", "ISINF"}
+CLIP_MODE = 74
 
 
 def mode_name(mode: int) -> str:

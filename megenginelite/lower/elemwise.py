@@ -297,6 +297,10 @@ def lower_elemwise(b: Builder, op: Op) -> list[str]:
     if emit is None:
         raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: Elemwise mode {name}")
     dt = op.inputs[0].dtype.np_dtype
+    if name == "CLIP" and all(v.is_const and v.const.size == 1 for v in op.inputs[1:]) \
+            and op.outputs[0].shape == op.inputs[0].shape:
+        # constant bounds: one ONNX Clip, which ONNX Runtime fuses into a convolution before it
+        return [b.node("Clip", [b.inp(op, 0)] + [_c(b, v.const.reshape(-1)[0], dt) for v in op.inputs[1:]])]
     try:
         return [emit(b, *[b.name(v) for v in op.inputs], dt)]
     except TypeError as exc:
