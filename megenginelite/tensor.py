@@ -199,6 +199,7 @@ class TensorImpl:
         self.offset = 0
         self.strides: tuple[int, ...] | None = None
         self.version = 0
+        self._bound: tuple | None = None  # (memory, (offset, shape, dtype, strides), view) of the last binding()
         self._apply_layout(self._layout_obj.shapes, self._layout_obj.data_type)
 
     @classmethod
@@ -421,9 +422,14 @@ class TensorImpl:
         pointer, shape, dtype) for device memory."""
         self._check_layout()
         mem = self._ensure_memory()
-        if mem.is_host:
-            return self.array()
-        return DeviceView(mem, self.offset, self._shape, self.dtype)
+        if not mem.is_host:
+            return DeviceView(mem, self.offset, self._shape, self.dtype)
+        where = (self.offset, self._shape, self.dtype, self.strides)
+        bound = self._bound
+        if bound is None or bound[0] is not mem or bound[1] != where:
+            # the same view object while nothing changed lets the plan reuse its IOBinding
+            bound = self._bound = (mem, where, self.array())
+        return bound[2]
 
     def data_ptr(self) -> int:
         """Address of the first element; allocates if needed."""

@@ -165,6 +165,54 @@ def test_io_dumps(tmp_path):
         pytest.fail("no dumped var holds the output")
 
 
+def test_io_dumps_show_the_model_own_shapes(tmp_path, monkeypatch):
+    """The channel-padding rewrite widens ShuffleNet's 58-channel vars: dumps must show the file's shapes."""
+    from megenginelite.format import read_model
+    from megenginelite.graph import build_graph, infer_graph, passes
+
+    monkeypatch.setattr(passes, "nchwc_block", lambda: 16)
+    network = LiteNetwork()
+    network.load(model_path(SHUFFLE))
+    network.io_bin_dump(str(tmp_path))
+    feed_reference(network, SHUFFLE)
+    network.forward()
+    network.wait()
+    dumped = set()
+    for path in tmp_path.iterdir():
+        name_len, dtype, ndim, *shape = struct.unpack_from("<3I7I", path.read_bytes())
+        dumped.add(tuple(d for d in shape if d))
+    graph = build_graph(read_model(open(model_path(SHUFFLE), "rb").read(), "shufflenet"))
+    infer_graph(graph)
+    shapes = {tuple(v.shape) for v in graph.vars.values() if v.shape}
+    assert len(dumped) > 10 and dumped <= shapes
+
+
+def test_forwards_rebind_only_when_the_buffers_change():
+    """Repeated forwards reuse one IOBinding; a tensor given new memory (set_data_by_share) is bound anew."""
+    network = small_network()
+    ref = feed_reference(network)
+    name, out = SMALL["inputs"][0], SMALL["outputs"][0]
+    network.forward()
+    network.wait()
+    binding = network._plan._binding
+    network.forward()
+    network.wait()
+    assert network._plan._binding is binding
+    first = network.get_io_tensor(out).to_numpy()
+    shared = np.ascontiguousarray(ref[f"input:{name}"][..., ::-1])  # other data in other memory
+    network.get_io_tensor(name).set_data_by_share(shared)
+    network.forward()
+    network.wait()
+    assert network._plan._binding is not binding
+    assert not np.allclose(network.get_io_tensor(out).to_numpy(), first)
+    shared[...] = ref[f"input:{name}"]  # written in place: the next forward reads it without rebinding
+    binding = network._plan._binding
+    network.forward()
+    network.wait()
+    assert network._plan._binding is binding
+    np.testing.assert_allclose(network.get_io_tensor(out).to_numpy(), first, rtol=1e-6)
+
+
 def test_share_weights_with_reuses_the_compiled_model():
     src = small_network()
     dst = LiteNetwork()

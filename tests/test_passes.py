@@ -188,18 +188,18 @@ def test_fuse_conv_residual_leaves_a_conv_whose_output_is_also_used_elsewhere():
 
 
 @pytest.mark.parametrize("block", [8, 16])
-def test_pad_depthwise_channels(block):
+def test_pad_channels_to_block(block):
     m = GraphMaker()
     x = m.input((1, 10, 8, 8))
     mid = conv(m, conv(m, x, 58), 58, kernel=3, groups=True, bias=False)
     out = conv(m, mid, 24, seed=2)
     feeds = {"in0": np.random.RandomState(4).randn(1, 10, 8, 8).astype(np.float32)}
-    graph = check_rewrite(m, [out], lambda g: passes.pad_depthwise_channels(g, block), feeds, expect_ops=3,
+    graph = check_rewrite(m, [out], lambda g: passes.pad_channels_to_block(g, block), feeds, expect_ops=3,
                           rtol=1e-5)
     assert graph.ops[1].outputs[0].shape == (1, 64, 8, 8) and graph.ops[2].outputs[0].shape == (1, 24, 8, 8)
 
 
-def test_pad_depthwise_channels_leaves_graph_outputs_and_aligned_channels():
+def test_pad_channels_to_block_leaves_graph_outputs_and_aligned_channels():
     m = GraphMaker()
     x = m.input((1, 8, 5, 5))
     aligned = conv(m, conv(m, conv(m, x, 32), 32, kernel=3, groups=True), 8, seed=3)
@@ -207,5 +207,5 @@ def test_pad_depthwise_channels_leaves_graph_outputs_and_aligned_channels():
     out = conv(m, exposed, 8, seed=4)
     feeds = {"in0": np.random.RandomState(5).randn(1, 8, 5, 5).astype(np.float32)}
     before = signature(m.graph)
-    got, graph = m.run([aligned, exposed, out], feeds, lambda g: passes.pad_depthwise_channels(g, 16))
+    got, graph = m.run([aligned, exposed, out], feeds, lambda g: passes.pad_channels_to_block(g, 16))
     assert signature(graph) == before

@@ -224,41 +224,78 @@ def _zero_pad(graph: Graph, op: Op, index: int, axis: int, extra: int) -> None:
     op.inputs[index] = var
 
 
-def pad_depthwise_channels(graph: Graph, block: int | None = None) -> None:
-    """A depthwise convolution between two dense ones whose channel count is not a multiple of ONNX Runtime's
-    NCHWc block (ShuffleNet's 58) gets zero channels up to the next multiple: zero filter rows in the producer,
-    zero depthwise filters, zero filter columns in the consumer. The consumer's output is unchanged (the extra
-    channels meet zero weights); the depthwise convolution then runs in ONNX Runtime's blocked layout, about 4x
-    faster. Changes the shapes of the two vars in between, so runs that expose every var skip it."""
+# Elemwise modes that act on each element alone (a padded channel stays a channel of its own)
+_CHANNELWISE_MODES = {"RELU", "SIGMOID", "H_SWISH", "RELU6", "HSIGMOID", "TANH", "EXP", "ABS", "NEGATE"}
+
+
+def _channel_region(graph: Graph, start: Var, uses: Counter, consumers: dict[int, list[Op]]) -> list | None:
+    """From ``start`` (a dense conv's output), the ops that would carry zero-padded channels through to dense convs:
+    ``[(op, role)]`` with role "depthwise", "channelwise" (pooling, element-wise) or "consumer" (a dense conv
+    whose filter gets zero columns). None when a var of the region reaches anything else (a graph output, a
+    concat, a reshape, a residual add...), which would see the padding."""
+    region: list = []
+    pending = [start]
+    while pending:
+        var = pending.pop()
+        readers = consumers.get(id(var), [])
+        if uses[id(var)] != len(readers) or not readers or len(var.shape or ()) != 4:
+            return None  # also a graph output
+        for op in readers:
+            if op.inputs[0] is not var or any(v is var for v in op.inputs[1:]):
+                return None
+            if _dense_float_conv(op, sparse=0):
+                region.append((op, "consumer"))
+                continue
+            if _dense_float_conv(op, sparse=1) and op.inputs[1].shape[1:3] == (1, 1):
+                region.append((op, "depthwise"))
+            elif (op.kind == "Pooling" and op.params.get("format", 0) == 0 and op.params.get("mode", 0) in (0, 1, 2)
+                  or op.kind == "Elemwise" and len(op.inputs) == 1
+                  and mode_name(op.params.get("mode", 0)) in _CHANNELWISE_MODES):
+                region.append((op, "channelwise"))
+            else:
+                return None
+            pending.append(op.outputs[0])
+    return region
+
+
+def pad_channels_to_block(graph: Graph, block: int | None = None) -> None:
+    """Zero channels up to a multiple of ONNX Runtime's NCHWc block (16 with AVX-512) where that lets depthwise
+    convolutions and pooling run in its blocked layout (ShuffleNet's 58 channels, its 24-channel stem): a dense
+    conv gets zero filter rows, the depthwise convs and poolings after it carry the extra channels, the dense convs
+    that read them get zero filter columns, so their outputs are unchanged. About 4x faster depthwise convolutions
+    for a few percent more work. Changes the shapes of the vars in between, so runs exposing every var skip it.
+    (With inf or NaN inputs the zero rows give NaN where the original has inf or NaN of its own.)"""
     block = nchwc_block() if block is None else block
     if block <= 1:
         return
     uses = _uses(graph)
-    consumer = {id(v): op for op in graph.ops for v in op.inputs}
+    consumers: dict[int, list[Op]] = {}
     for op in graph.ops:
-        if not _dense_float_conv(op, sparse=1) or op.inputs[1].shape[1:3] != (1, 1):
+        for var in dict.fromkeys(op.inputs):
+            consumers.setdefault(id(var), []).append(op)
+    for op in list(graph.ops):
+        out = op.outputs[0] if op.outputs else None
+        if not _dense_float_conv(op, sparse=0) or out is None or out.shape[1] % block == 0:
             continue
-        src, dst = op.inputs[0], op.outputs[0]
-        before, after = src.producer, consumer.get(id(dst))
-        channels = op.inputs[1].shape[0]
-        if (channels % block == 0 or uses[id(src)] != 1 or uses[id(dst)] != 1 or len(src.shape) != 4
-                or not _dense_float_conv(before, sparse=0) or not _dense_float_conv(after, sparse=0)
-                or before.outputs[0] is not src or after.inputs[0] is not dst):
+        region = _channel_region(graph, out, uses, consumers)
+        if not region or all(role == "consumer" for _, role in region):
             continue
+        channels = out.shape[1]
         extra = -channels % block
-        for conv in (before, op):
+        for conv in [op] + [o for o, role in region if role == "depthwise"]:
             _zero_pad(graph, conv, 1, 0, extra)
             if len(conv.inputs) > 2:
                 _zero_pad(graph, conv, 2, 1, extra)
-        _zero_pad(graph, after, 1, 1, extra)
-        for var in (src, dst):
+        for conv in (o for o, role in region if role == "consumer"):
+            _zero_pad(graph, conv, 1, 1, extra)
+        for var in [out] + [o.outputs[0] for o, role in region if role != "consumer"]:
             var.shape = (var.shape[0], channels + extra, *var.shape[2:])
 
 
 PASSES: list[Callable[[Graph], None]] = [fuse_conv_bias_activation, fuse_conv_residual, fold_clip,
-                                         fold_channel_shuffle, pad_depthwise_channels]
+                                         fold_channel_shuffle, pad_channels_to_block]
 # passes that change the shapes of intermediate vars (skipped when every var is exposed for the IO dumps)
-RESHAPING = {pad_depthwise_channels}
+RESHAPING = {pad_channels_to_block}
 
 
 def optimize(graph: Graph, keep_var_shapes: bool = False) -> None:
