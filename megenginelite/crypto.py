@@ -136,9 +136,6 @@ def _make_sbox() -> tuple[list[int], list[int]]:
     return sbox, inv_sbox
 
 
-_SBOX, _INV_SBOX = _make_sbox()
-
-
 def _rotr(w: int, n: int) -> int:
     return ((w >> n) | (w << (32 - n))) & 0xFFFFFFFF
 
@@ -156,14 +153,22 @@ def _make_tables():
     return te, td
 
 
-(_TE0, _TE1, _TE2, _TE3), (_TD0, _TD1, _TD2, _TD3) = _make_tables()
-# final-round tables: the (inverse) S-box value already shifted into each byte position
-_S3 = [s << 24 for s in _SBOX]
-_S2 = [s << 16 for s in _SBOX]
-_S1 = [s << 8 for s in _SBOX]
-_IS3 = [s << 24 for s in _INV_SBOX]
-_IS2 = [s << 16 for s in _INV_SBOX]
-_IS1 = [s << 8 for s in _INV_SBOX]
+_tables_built = False
+
+
+def _build_tables() -> None:
+    """Fill the AES tables the first time a key is made: loading a model that is not AES-encrypted (or importing
+    the package) does not pay for them. Every use of the tables goes through ``_AESKey``."""
+    global _SBOX, _INV_SBOX, _TE0, _TE1, _TE2, _TE3, _TD0, _TD1, _TD2, _TD3
+    global _S3, _S2, _S1, _IS3, _IS2, _IS1, _NP_TD, _NP_IS, _tables_built
+    _SBOX, _INV_SBOX = _make_sbox()
+    (_TE0, _TE1, _TE2, _TE3), (_TD0, _TD1, _TD2, _TD3) = _make_tables()
+    # final-round tables: the (inverse) S-box value already shifted into each byte position
+    _S3, _S2, _S1 = ([s << shift for s in _SBOX] for shift in (24, 16, 8))
+    _IS3, _IS2, _IS1 = ([s << shift for s in _INV_SBOX] for shift in (24, 16, 8))
+    _NP_TD = [np.array(t, dtype=np.uint32) for t in (_TD0, _TD1, _TD2, _TD3)]
+    _NP_IS = [np.array(t, dtype=np.uint32) for t in (_IS3, _IS2, _IS1, _INV_SBOX)]
+    _tables_built = True
 
 
 def _expand_key(key: bytes) -> list[int]:
@@ -207,6 +212,8 @@ class _AESKey:
     __slots__ = ("ek", "dk", "nr", "_np_dk")
 
     def __init__(self, key: bytes):
+        if not _tables_built:
+            _build_tables()
         self.ek = _expand_key(key)
         self.dk = _decrypt_schedule(self.ek)
         self.nr = len(self.ek) // 4 - 1
@@ -285,9 +292,6 @@ class _AESKey:
         out[:, 3] = (a[s3 >> 24] | b[(s2 >> 16) & m] | c[(s1 >> 8) & m] | d[s0 & m]) ^ k[i + 3]
         return out
 
-
-_NP_TD = [np.array(t, dtype=np.uint32) for t in (_TD0, _TD1, _TD2, _TD3)]
-_NP_IS = [np.array(t, dtype=np.uint32) for t in (_IS3, _IS2, _IS1, _INV_SBOX)]
 
 _BLOCK = struct.Struct(">4I")
 #: below this many blocks the pure-Python path is used (numpy set-up costs more than it saves)

@@ -13,11 +13,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import crypto, packed
+from . import crypto
 from .errors import InvalidInputError, LiteArgumentError, LiteError, LiteUsageError, ModelFormatError
-from .format import read_model
+from .format import detect_format, read_model
 from .graph.input_order import original_input_order
-from .runtime import inspect
 from .runtime.device import DeviceView, check_device
 from .runtime.device import backend as device_backend
 from .runtime.onnx_model import OnnxModel, is_onnx_file
@@ -233,7 +232,8 @@ class LiteNetwork:
     def _unwrap(self, data: bytes, source: str) -> bytes:
         """The plain model inside ``data``: a packed model is unpacked (and its configuration applied, as the
         original does), a bare model is decrypted with ``config.bare_model_cryption_name``."""
-        if packed.is_packed(data):
+        if detect_format(data) == "packed_model":
+            from . import packed  # imported when a packed model comes, not with the package
             disabled = bool(self._extra_config and self._extra_config.disable_configure_by_model_info)
             unpacked = packed.unpack(data, configure_valid=not disabled)
             info = unpacked.info
@@ -396,6 +396,8 @@ class LiteNetwork:
     def _inspected_run(self, feeds: dict[str, np.ndarray | DeviceView],
                        outputs: dict[str, np.ndarray | DeviceView]) -> None:
         """A run on a fresh session that also profiles and/or exposes every var for the IO dumps."""
+        from .runtime import inspect  # profiling and IO dumps only
+
         dumping = bool(self._txt_dump or self._bin_dump)
         with tempfile.TemporaryDirectory() as tmp:
             config = replace(self._model.config, expose_vars=dumping,

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 from . import crypto
 from .errors import LiteError, ModelFormatError
+from .format import PACKED_MAGIC
 from .format.flatbuf import Buffer, Table
 from .struct import LiteBackend, LiteDataType, LiteDeviceType, LiteIOType
 
@@ -39,7 +40,7 @@ __all__ = ["MAGIC", "is_packed", "unpack", "pack", "PackedModel", "ModelInfo", "
 
 logger = logging.getLogger("megenginelite")
 
-MAGIC = b"packed_model"
+MAGIC = PACKED_MAGIC
 #: the Lite version packed infos are checked against (a newer "version" only logs a warning)
 LITE_VERSION = (1, 13, 0)
 

@@ -11,6 +11,7 @@ from .records import ModelRecord, OprRecord, TensorRecord
 __all__ = ["read_model", "detect_format", "describe_unknown", "ModelRecord", "OprRecord", "TensorRecord"]
 
 TESTCASE_MAGIC = b"mgbtest0"
+PACKED_MAGIC = b"packed_model"  # a Lite packed model (megenginelite/packed.py)
 CONST_OPRS = {"ImmutableTensor", "SharedDeviceTensor", "VolatileSharedDeviceTensor", "MultipleDeviceTensorHolder",
               "SharedDeviceTensorWithFormat", "MultipleDeviceTensorWithFormatHolder"}
 
@@ -24,7 +25,7 @@ def detect_format(data: bytes | memoryview) -> str:
         return "mgv2"
     if head[:8] == TESTCASE_MAGIC:
         return "mgbtest0"
-    if head[:12] == b"packed_model":
+    if head[:12] == PACKED_MAGIC:
         return "packed_model"
     return "unknown"
 

@@ -1,11 +1,16 @@
 """MegBrain-level rewrites of an inferred graph, run before lowering. Each pass is ``Graph -> None`` (in place).
 
-They see what ONNX Runtime does not: MegBrain's dump-time optimizer leaves a folded BatchNorm as a separate
-``FUSE_ADD_RELU(bias, conv)``/``ADD(bias, conv)`` after every convolution, with the constant first, which ONNX
-Runtime's Conv+Add fusion does not recognize; and ShuffleNet's channel shuffle (reshape, transpose, reshape, pick
-one half) is a strided channel slice, one copy instead of a transpose plus a split.
+They see what ONNX Runtime does not:
+- MegBrain's dump-time optimizer leaves a folded BatchNorm as a separate ``FUSE_ADD_RELU(bias, conv)`` /
+  ``ADD(bias, conv)`` after every convolution, with the constant first, which ONNX Runtime's Conv+Add fusion does
+  not recognize, and moves that bias past a residual add (``ADD(bias, ADD(conv, r))``);
+- ReLU6 arrives as ``MIN(MAX(x, 0), 6)``, two element-wise passes over memory, which one Clip replaces and ONNX
+  Runtime then fuses into the convolution;
+- ShuffleNet's channel shuffle (reshape, transpose, reshape, pick one half) is a strided channel slice, one copy
+  instead of a transpose plus a split;
+- channel counts that are not a multiple of ONNX Runtime's NCHWc block (ShuffleNet's 58 and 24) keep depthwise
+  convolutions and pooling out of its fast blocked kernels; zero channels fix that without changing outputs.
 """
-
 from __future__ import annotations
 
 from collections import Counter

@@ -23,7 +23,6 @@ from __future__ import annotations
 import bisect
 import collections
 import ctypes
-import ctypes.util
 import os
 import sys
 import threading
@@ -129,6 +128,8 @@ class CudaBackend:
             return [self._library]
         paths = [os.path.join(d, name) for d in _library_dirs() for name in _LIB_NAMES]
         paths = [p for p in paths if os.path.exists(p)]
+        import ctypes.util  # runs a subprocess module import; only when looking for CUDA
+
         found = ctypes.util.find_library("cudart")
         return paths + list(_LIB_NAMES) + ([found] if found else [])
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -238,11 +236,15 @@ class CompiledModel:
     def digest(self) -> str:
         """SHA-256 of the model file's bytes (the persistent cache's key)."""
         if self._digest is None:
+            import hashlib  # here: only the persistent cache needs it (imports stay light for a cold start)
+
             self._digest = hashlib.sha256(self._model_bytes or b"").hexdigest()
         return self._digest
 
     def _optimized(self, onnx_bytes: bytes, config: SessionConfig) -> bytes:
         """The model after ONNX Runtime's portable graph optimizations, as the persistent cache stores it."""
+        import tempfile
+
         with tempfile.TemporaryDirectory() as tmp:
             options = replace(config, optimization=SAVED_LEVEL).session_options()
             options.optimized_model_filepath = os.path.join(tmp, "optimized.onnx")
