@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -56,11 +57,16 @@ class RealWorker:
             raise RuntimeError("the real megenginelite worker failed to start")
 
     def run(self, n: int) -> list[float]:
+        self.proc.send_signal(signal.SIGCONT)
         self.proc.stdin.write(f"{n}\n")
         self.proc.stdin.flush()
-        return json.loads(self.proc.stdout.readline())
+        times = json.loads(self.proc.stdout.readline())
+        # stopped between its rounds: idle pool threads that keep spinning must not take a core from the others
+        self.proc.send_signal(signal.SIGSTOP)
+        return times
 
     def close(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
         self.proc.stdin.close()
         self.proc.wait(timeout=30)
 

@@ -42,11 +42,12 @@ print(json.dumps({"import_s": imported - start, "load_s": loaded - imported, "fi
 """
 
 
-def run_child(python: str, model: str, ours: bool) -> dict:
-    # "-I" keeps the real library's interpreter from importing our package from the working directory.
-    cmd = [python, "-c", CHILD, model] if ours else [python, "-I", "-c", CHILD, model]
+def run_child(python: str, script: str, args: list[str], ours: bool) -> dict:
+    """Run ``script`` in a fresh process of ``python``; the JSON its last output line holds. The real library's
+    interpreter runs with "-I", so that it does not import our package from the working directory."""
+    cmd = [python] + ([] if ours else ["-I"]) + ["-c", script] + args
     env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
-    result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT if ours else "/", timeout=300, env=env)
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT if ours else "/", timeout=600, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"child failed: {result.stderr[-2000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -65,10 +66,10 @@ def main() -> None:
         runtimes["real_lite"] = (args.real_python, False)
     samples: dict[str, list[dict]] = {name: [] for name in runtimes}
     for python, ours in runtimes.values():
-        run_child(python, model, ours)
+        run_child(python, CHILD, [model], ours)
     for _ in range(args.runs):
         for name, (python, ours) in runtimes.items():
-            samples[name].append(run_child(python, model, ours))
+            samples[name].append(run_child(python, CHILD, [model], ours))
     summary = {name: {key: float(np.median([s[key] for s in runs])) for key in runs[0]}
                for name, runs in samples.items()}
     if "real_lite" in summary:
