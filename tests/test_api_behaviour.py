@@ -19,7 +19,6 @@ test fails if the scenario starts matching the recording (so the list stays exac
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable

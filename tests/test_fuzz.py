@@ -257,6 +257,18 @@ def test_trailing_garbage_is_ignored():
     assert check_mutant(DATA[path] + b"\xff" * 1000, "trailing") == "ok"
 
 
+# Campaign findings, fixed: (seed, case id, what it was). Each replays through the in-process check.
+FINDINGS = [
+    (20261124, 6173, "a float parameter beyond float32's range (OverflowError in the ONNX attribute writer)"),
+]
+
+
+@pytest.mark.parametrize("seed,case,what", FINDINGS, ids=[f"{s}:{c}" for s, c, _ in FINDINGS])
+def test_campaign_findings_stay_fixed(seed, case, what):
+    _, mutant, label = fc.Campaign(seed, fc.corpus("full")).case(case)
+    check_mutant(mutant, label)
+
+
 # ---------------------------------------------------------------------------------------------------- subprocess
 
 

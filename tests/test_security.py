@@ -92,7 +92,7 @@ def test_names_with_path_separators_are_only_names(tmp_path):
 
 
 def _onnx_with_external_data(location: str) -> bytes:
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
     w = TensorProto()

@@ -8,7 +8,6 @@ numpy buffers. Field numbers are those of onnx/onnx.proto.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -112,12 +111,19 @@ def _tensor(name: str, array: np.ndarray) -> list:
     return chunks
 
 
+def _float32_bytes(values) -> bytes:
+    """Little-endian float32s (ONNX float attributes); a value beyond float32's range becomes +-inf, as a C++
+    float parameter would."""
+    with np.errstate(over="ignore"):
+        return np.asarray([float(v) for v in values], dtype="<f8").astype("<f4").tobytes()
+
+
 def _attribute(name: str, value) -> list:
     chunks = _bytes(1, name)
     if isinstance(value, (bool, int, np.integer)):
         chunks += [_int(3, int(value)), _int(20, 2)]
     elif isinstance(value, (float, np.floating)):
-        chunks += [_key(2, _FIXED32), struct.pack("<f", float(value)), _int(20, 1)]
+        chunks += [_key(2, _FIXED32), _float32_bytes([value]), _int(20, 1)]
     elif isinstance(value, (str, bytes)):
         chunks += _bytes(4, value) + [_int(20, 3)]
     elif isinstance(value, np.ndarray):
@@ -125,7 +131,7 @@ def _attribute(name: str, value) -> list:
     elif isinstance(value, (list, tuple)) and all(isinstance(v, (bool, int, np.integer)) for v in value):
         chunks += _packed_ints(8, value) + [_int(20, 7)]
     elif isinstance(value, (list, tuple)) and all(isinstance(v, (float, int, np.number)) for v in value):
-        chunks += _bytes(7, struct.pack(f"<{len(value)}f", *map(float, value))) + [_int(20, 6)]
+        chunks += _bytes(7, _float32_bytes(value)) + [_int(20, 6)]
     else:
         raise TypeError(f"attribute {name!r}: cannot encode {type(value).__name__}")
     return chunks
