@@ -260,6 +260,8 @@ def test_trailing_garbage_is_ignored():
 # Campaign findings, fixed: (seed, case id, what it was). Each replays through the in-process check.
 FINDINGS = [
     (20261124, 6173, "a float parameter beyond float32's range (OverflowError in the ONNX attribute writer)"),
+    (20261125, 53402, "an empty constant with dims whose product overflows (ValueError from numpy)"),
+    (20261125, 27618, "IO tensors of 4 EiB declared (the campaign's watchdog overflowed; must be LiteMemoryError)"),
 ]
 
 

@@ -489,6 +489,7 @@ class Watchdog:
     def extend(self, seconds: float) -> None:
         """Give the running block ``seconds`` more."""
         left = signal.getitimer(signal.ITIMER_REAL)[0]
+        seconds = min(seconds, 600.0)  # declared IO can be absurd (its allocation fails fast); timers have a range
         if left > 0 and seconds > 0:
             self.seconds += seconds
             signal.setitimer(signal.ITIMER_REAL, left + seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -70,10 +71,16 @@ def build_graph(model: ModelRecord) -> Graph:
                     var.name = t.name or var.name
                     inputs.append(var)
                 else:
-                    if t.data is None and int(np.prod(t.shape)) != 0:
+                    if t.data is not None:
+                        var.const = _graph_value(t.data, t.dtype)
+                        continue
+                    if math.prod(t.shape) != 0:
                         raise ModelFormatError(f"{model.source}: constant {var.name!r} has no data")
-                    var.const = _graph_value(t.data, t.dtype) if t.data is not None else np.zeros(
-                        t.shape, var.dtype.np_dtype)
+                    try:  # an empty constant; numpy refuses dims whose product overflows even with a zero among them
+                        var.const = np.zeros(t.shape, var.dtype.np_dtype)
+                    except ValueError as exc:
+                        raise ModelFormatError(f"{model.source}: constant {var.name!r} has an impossible shape "
+                                               f"{list(t.shape)}: {exc}") from None
             continue
         params = rec.params
         if params and any(isinstance(v, DType) and is_bfloat16(v) for v in params.values()):

@@ -268,7 +268,7 @@ def pad_channels_to_block(graph: Graph, block: int | None = None) -> None:
     convolutions and pooling run in its blocked layout (ShuffleNet's 58 channels, its 24-channel stem): a dense
     conv gets zero filter rows, the depthwise convs and poolings after it carry the extra channels, the dense convs
     that read them get zero filter columns, so their outputs are unchanged. About 4x faster depthwise convolutions
-    for a few percent more work. Changes the shapes of the vars in between, so runs exposing every var skip it.
+    for a few percent more work. Changes the shapes of the vars in between: see ``optimize``.
     (With inf or NaN inputs the zero rows give NaN where the original has inf or NaN of its own.)"""
     block = nchwc_block() if block is None else block
     if block <= 1:
@@ -299,13 +299,12 @@ def pad_channels_to_block(graph: Graph, block: int | None = None) -> None:
 
 PASSES: list[Callable[[Graph], None]] = [fuse_conv_bias_activation, fuse_conv_residual, fold_clip,
                                          fold_channel_shuffle, pad_channels_to_block]
-# passes that change the shapes of intermediate vars (skipped when every var is exposed for the IO dumps)
-RESHAPING = {pad_channels_to_block}
 
 
-def optimize(graph: Graph, keep_var_shapes: bool = False) -> None:
-    """Run every rewrite, in order; ``keep_var_shapes`` skips those that pad intermediate vars."""
+def optimize(graph: Graph, pad_channels: bool = True) -> None:
+    """Run every rewrite, in order. Without ``pad_channels`` the intermediate vars keep the file's shapes (for IO
+    dumps) and the result suits any CPU (for ONNX export)."""
     for rewrite in PASSES:
-        if not (keep_var_shapes and rewrite in RESHAPING):
+        if pad_channels or rewrite is not pad_channels_to_block:
             rewrite(graph)
 

@@ -204,7 +204,7 @@ class CompiledModel:
             input_dtypes[name] = spec.dtype
         infer_graph(graph, {name: shape for name, shape, _ in key}, input_dtypes)
         if config.rewrites:
-            optimize(graph, keep_var_shapes=config.expose_vars)
+            optimize(graph, pad_channels=not config.expose_vars)
         cache = active_cache() if self._model_bytes is not None and not config.expose_vars else None
         entry = cache_key(self.digest, key, config.optimization, config.rewrites) if cache is not None else None
         onnx_bytes = cache.get(entry) if cache is not None else None

@@ -20,6 +20,7 @@ from ..base import version
 from ..errors import LiteError, UnsupportedOperatorError
 from ..format import ModelRecord
 from ..graph import Graph, build_graph, infer_graph
+from ..graph.passes import optimize
 from ..lower import OPSET, Builder
 from ..graph.ir import live_ops
 from .summary import mge_version_string
@@ -54,9 +55,11 @@ class _CountingBuilder(Builder):
 
 def lower_model(record: ModelRecord, shapes: dict[str, tuple[int, ...]] | None = None,
                 progress: Progress | None = None) -> tuple[onnx.ModelProto, Graph]:
-    """The ONNX model of ``record`` for these input shapes (the file's own when not given), and its inferred graph."""
+    """The ONNX model of ``record`` for these input shapes (the file's own when not given), and its inferred graph.
+    The MegBrain-level rewrites apply, except the channel padding, which suits only this machine's CPU."""
     graph = build_graph(record)
     infer_graph(graph, shapes)
+    optimize(graph, pad_channels=False)
     model = onnx.load_from_string(_CountingBuilder(graph, progress).build(graph_name(record)))
     return model, graph
 
