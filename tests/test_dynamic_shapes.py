@@ -67,3 +67,26 @@ def test_resize_by_scale_factor_follows_the_input_size():
     for shape in [(2, 1, 3, 5), (1, 3, 6, 2)]:
         (out,) = _run(network, ["x"], [_f(*shape)])
         assert out.shape == shape[:2] + (shape[2] * 2, shape[3] * 2)
+
+
+def test_a_shape_seen_before_is_not_compiled_again(monkeypatch):
+    """One plan per input shape: load compiles the file's shape, then switching between two others back and forth
+    compiles each once, and the outputs still follow the input."""
+    from megenginelite.runtime.session import CompiledModel
+
+    compiled = []
+    original = CompiledModel._compile
+
+    def counting(self, key, config=None):
+        compiled.append(key)
+        return original(self, key, config)
+
+    monkeypatch.setattr(CompiledModel, "_compile", counting)
+    network = LiteNetwork()
+    network.load(model_path(BY_NAME["op_reshape_dynamic"]))
+    name = network.get_all_input_name()[0]
+    for batch in (5, 1, 5, 1, 5):
+        x = _f(batch, 3, 2)
+        np.testing.assert_array_equal(_run(network, [name], [x])[0], x.reshape(batch, -1))
+    shapes = [dict((n, s) for n, s, _ in key)[name] for key in compiled]
+    assert shapes[1:] == [(5, 3, 2), (1, 3, 2)] and shapes[0] not in shapes[1:]
