@@ -7,6 +7,7 @@ Every access checks that the bytes it reads lie inside the buffer, so a truncate
 from __future__ import annotations
 
 import struct
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -29,6 +30,11 @@ SCALARS: dict[str, struct.Struct] = {
 }
 
 
+@lru_cache(maxsize=None)
+def _little_endian(dtype: str) -> np.dtype:
+    return np.dtype(dtype).newbyteorder("<")
+
+
 class Buffer:
     """A FlatBuffer inside ``data`` starting at ``base``: positions are absolute in ``data``."""
 
@@ -47,7 +53,8 @@ class Buffer:
 
     def scalar(self, kind: str, pos: int, what: str = "scalar"):
         st = SCALARS[kind]
-        self.check(pos, st.size, what)
+        if pos < self.base or pos + st.size > self.end:
+            self.check(pos, st.size, what)  # raises, saying where
         value = st.unpack_from(self.data, pos)[0]
         return bool(value) if kind == "bool" else value
 
@@ -85,7 +92,7 @@ class Table:
         """Absolute position of a field, or 0 when the field is absent."""
         if 4 + 2 * slot >= self._vt_len:
             return 0
-        off = self.buf.scalar("u16", self._vt + 4 + 2 * slot)
+        off = _U16.unpack_from(self.buf.data, self._vt + 4 + 2 * slot)[0]  # inside the vtable, checked at __init__
         if off == 0:
             return 0
         if off >= self._size:
@@ -131,7 +138,7 @@ class Table:
 
     def scalar_vector(self, slot: int, dtype: str) -> np.ndarray:
         """A vector of scalars as a numpy array (a view on the file bytes, read only)."""
-        dt = np.dtype(dtype).newbyteorder("<")
+        dt = _little_endian(dtype)
         vec = self._vector_header(slot)
         if vec is None:
             return np.zeros(0, dt)
