@@ -38,7 +38,7 @@ def _params():
         yield pytest.param(entry, id=entry["name"], marks=marks)
 
 
-@pytest.mark.parametrize("entry", _params())
+@pytest.mark.parametrize("entry", list(_params()))
 def test_fixture_matches_real_megengine(entry):
     ref = reference(entry)
     network = LiteNetwork()
