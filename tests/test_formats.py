@@ -397,7 +397,8 @@ def _onnx_bytes() -> bytes:
     node = helper.make_node("Relu", ["x"], ["y"])
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
-    return helper.make_model(graph, producer_name="test").SerializeToString()
+    return helper.make_model(graph, producer_name="test", ir_version=8,  # what every supported onnxruntime reads
+                             opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
 
 
 def _zip_bytes() -> bytes:

@@ -107,7 +107,8 @@ def _onnx_with_external_data(location: str) -> bytes:
     outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 8]) for n in ("sum_out", "prod_out")]
     nodes = [helper.make_node("Add", ["a", "w"], ["sum_out"]), helper.make_node("Mul", ["b", "w"], ["prod_out"])]
     graph = helper.make_graph(nodes, "g", [a, b], outs, [w])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
+    # IR version 8: what every onnxruntime we support reads (onnx writes its newest by default)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8).SerializeToString()
 
 
 SECRET = np.arange(8, dtype=np.float32) + 1000
