@@ -163,6 +163,16 @@ def test_info_text():
     assert "FLOPs" in out and "batched matmul" in out
 
 
+def test_info_and_run_with_an_output_length_known_at_run_time(tmp_path):
+    """CondTake: info shows the length as "?", run saves what this input gives (the recorded reference)."""
+    fx = entry("op_cond_take")
+    ref = reference(fx)
+    assert "outputs     out  (?) float32" in cli("info", model_path(fx)).stdout
+    np.save(tmp_path / "x.npy", ref["input:x"])
+    cli("run", model_path(fx), "--input", tmp_path / "x.npy", "--output-dir", tmp_path)
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), ref["output:out"])
+
+
 # ---------------------------------------------------------------------------------------------- run
 
 def test_run_saves_outputs_matching_reference(tmp_path):

@@ -90,3 +90,70 @@ def test_a_shape_seen_before_is_not_compiled_again(monkeypatch):
         np.testing.assert_array_equal(_run(network, [name], [x])[0], x.reshape(batch, -1))
     shapes = [dict((n, s) for n, s, _ in key)[name] for key in compiled]
     assert shapes[1:] == [(5, 3, 2), (1, 3, 2)] and shapes[0] not in shapes[1:]
+
+
+# --- outputs whose length depends on the data --------------------------------------------------------------------
+
+def test_cond_take_output_takes_each_run_length():
+    """CondTake's result length comes with each run; what the real library showed for the same file: an empty
+    layout before the first forward, then 7 values for the recorded input, all 12 for +100, none for -100."""
+    entry = BY_NAME["op_cond_take"]
+    ref = np.load(model_path(entry)[:-4] + ".npz")
+    network = LiteNetwork()
+    network.load(model_path(entry))
+    out = network.get_io_tensor("out")
+    assert out.layout.ndim == 0
+    runs = [(ref["input:x"], ref["output:out"]), (np.full((3, 4), 100, np.float32), np.full(12, 100, np.float32)),
+            (np.full((3, 4), -100, np.float32), np.zeros(0, np.float32)), (ref["input:x"], ref["output:out"])]
+    for x, want in runs:
+        got = _run(network, ["x"], [x])[0]
+        assert out.layout.ndim == 1 and out.layout.shapes[0] == want.size
+        np.testing.assert_array_equal(got, want)
+
+
+def _megbrain_nms(boxes, scores, thresh=0.5, max_output=4):
+    """MegBrain's greedy NMS in score order: box i is dropped when a kept box j has
+    inter > (area_i + area_j - inter) * thresh (raw areas)."""
+    def overlaps(a, b):
+        w = max(min(a[2], b[2]) - max(a[0], b[0]), 0)
+        h = max(min(a[3], b[3]) - max(a[1], b[1]), 0)
+        inter = w * h
+        return inter > ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter) * thresh
+    kept = []
+    for i in np.argsort(-scores, kind="stable"):
+        if not any(overlaps(boxes[i], boxes[j]) for j in kept):
+            kept.append(i)
+        if len(kept) == max_output:
+            break
+    return np.array(kept, np.int32)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_nms_slice_takes_each_run_length(seed):
+    """F.vision.nms's graph ends in keep[:size], a slice whose end is computed: on valid boxes the result and its
+    length follow the data (fewer boxes kept when they overlap more)."""
+    network = LiteNetwork()
+    network.load(model_path(BY_NAME["op_nms"]))
+    rs = np.random.RandomState(seed)
+    corner = rs.uniform(0, 4 + 4 * seed, (6, 2))
+    boxes = np.concatenate([corner, corner + rs.uniform(1, 5, (6, 2))], 1).astype(np.float32)
+    scores = rs.uniform(0, 1, 6).astype(np.float32)
+    got = _run(network, ["b", "s"], [boxes, scores])[0]
+    np.testing.assert_array_equal(got, _megbrain_nms(boxes, scores))
+
+
+def test_a_run_time_length_cannot_flow_into_other_operators():
+    """A CondTake result fed to anything but a graph output (or an index vector) is refused at load, naming it."""
+    from megenginelite.errors import UnsupportedOperatorError
+    from megenginelite.format.dtypes import FLOAT32
+    from megenginelite.graph import infer_graph
+    from megenginelite.graph.ir import Graph, Op, Var
+
+    x, taken, index, doubled = (Var(i, n, FLOAT32, (3, 4) if i == 0 else None) for i, n in
+                                enumerate(["x", "taken", "index", "doubled"]))
+    cond = Op("CondTake", "CondTake", {"mode": 2, "val": 0.0, "eps": 1e-6}, [x, x], [taken, index], index=1)
+    exp = Op("Elemwise", "Elemwise", {"mode": 8}, [taken], [doubled], index=2)
+    taken.producer = index.producer = cond
+    graph = Graph("test", [x], [cond, exp], [("doubled", doubled)])
+    with pytest.raises(UnsupportedOperatorError, match=r"Elemwise \(opr #2.*'taken'.*CondTake \(opr #1"):
+        infer_graph(graph)

@@ -31,6 +31,27 @@ def tiny_model(batch="N") -> bytes:
     return model.SerializeToString(), numpy_helper.to_array(w), numpy_helper.to_array(b)
 
 
+def test_onnx_output_whose_length_depends_on_the_data(tmp_path):
+    """Compress(x, x > 0): the output has the length of each run's positive count, 0 included."""
+    zero = numpy_helper.from_array(np.zeros((), np.float32), "zero")
+    nodes = [helper.make_node("Greater", ["x", "zero"], ["positive"]),
+             helper.make_node("Compress", ["x", "positive"], ["kept"], axis=0)]
+    graph = helper.make_graph(nodes, "compress", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6])],
+                              [helper.make_tensor_value_info("kept", TensorProto.FLOAT, ["n"])], [zero])
+    path = tmp_path / "compress.onnx"
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+                     .SerializeToString())
+    network = LiteNetwork()
+    network.load(str(path))
+    assert network.get_io_tensor("kept").layout.ndim == 0
+    for x in ([1, -2, 3, -4, 5, 0], [-1] * 6, [2] * 6):
+        x = np.asarray(x, np.float32)
+        network.get_io_tensor("x").set_data_by_copy(x)
+        network.forward()
+        network.wait()
+        np.testing.assert_array_equal(network.get_io_tensor("kept").to_numpy(), x[x > 0])
+
+
 def test_handmade_onnx_model_with_symbolic_batch(tmp_path):
     data, w, b = tiny_model()
     path = tmp_path / "tiny.onnx"

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import InvalidInputError, UnsupportedOperatorError
 from ..format.dtypes import BOOL, DType, bfloat16_round, from_numpy, is_bfloat16
 from .elemwise_modes import BOOL_RESULT, MODES, MULTI_MODES, QUANTIZED_MODES, mode_name
-from .ir import Graph, Op, Var
+from .ir import DYNAMIC, Graph, Op, Var
 from .quant import dequantize, quantize
 
 ShapeRule = Callable[[Op], list[tuple[tuple[int, ...], DType]]]
@@ -91,6 +91,13 @@ MALFORMED = (ValueError, IndexError, KeyError, TypeError, OverflowError, ZeroDiv
 
 
 def infer_op(op: Op) -> None:
+    for i, var in enumerate(op.inputs):
+        # a run-time length may flow on only as the one index vector of an IndexingMultiAxisVec (x[kept])
+        if var.shape is not None and DYNAMIC in var.shape and not (op.kind == "IndexingMultiAxisVec" and i > 0):
+            producer = var.producer.describe() if var.producer is not None else "?"
+            raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: its input {var.name!r} has a "
+                                           f"length known only at run time (from {producer}); such values can "
+                                           f"only be outputs of the graph")
     fold = FOLD_RULES.get(op.kind)
     if fold is not None and (op.kind in SHAPE_ONLY or all(v.is_const for v in op.inputs)):
         try:
@@ -408,11 +415,13 @@ def subtensor_index(op: Op, ndim: int, values: list[Var]) -> tuple[list, list[in
                 index[a] = v
             continue
         b = const_ints(op, next(it), "slice begin")[0] if has_begin else None
-        e = const_ints(op, next(it), "slice end")[0] if has_end else None
+        e = next(it) if has_end else None
         s = const_ints(op, next(it), "slice step")[0] if has_step else None
         if s == 0:
             raise fail(op, "slice step is zero")
-        index[a] = slice(b, e, s)
+        if e is not None and (e.is_const or op.kind != "Subtensor" or s not in (None, 1)):
+            e = const_ints(op, e, "slice end")[0]
+        index[a] = slice(b, e, s)  # a Var end: known at run time (Subtensor, step 1: x[:n] after NMSKeep)
     return index, removed
 
 
@@ -480,11 +489,33 @@ def _indexed_shape_rule(op: Op, x_shape: tuple[int, ...], index: list) -> tuple[
     return joint + tuple(rest)
 
 
+def runtime_end_axes(index: list) -> list[int]:
+    """Axes of ``index`` whose slice ends at a value computed at run time."""
+    return [a for a, e in enumerate(index) if isinstance(e, slice) and isinstance(e.stop, Var)]
+
+
 @shape_rule("Subtensor", "IndexingMultiAxisVec")
 def _subtensor_shape(op: Op):
     x = op.inputs[0]
-    index, _ = subtensor_index(op, len(x.shape), op.inputs[1:])
-    return [(indexed_shape(op, x.shape, index), x.dtype)]
+    index, removed = subtensor_index(op, len(x.shape), op.inputs[1:])
+    vectors = [a for a, e in enumerate(index) if isinstance(e, Var)]
+    if any(DYNAMIC in index[a].shape for a in vectors):
+        if len(vectors) != 1 or len(index[vectors[0]].shape) != 1:
+            raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: an index vector whose length is "
+                                           f"known only at run time, with other index vectors or not 1-D")
+        a = vectors[0]
+        probe = Var(-1, "probe", index[a].dtype, (1,))
+        shape = indexed_shape(op, x.shape, index[:a] + [probe] + index[a + 1:])
+        return [(shape[:a] + (DYNAMIC,) + shape[a + 1:], x.dtype)]  # one vector: its dim stays in place
+    dynamic = runtime_end_axes(index)
+    if not dynamic:
+        return [(indexed_shape(op, x.shape, index), x.dtype)]
+    for a in dynamic:
+        index[a] = slice(index[a].start, None, index[a].step)
+    shape = list(indexed_shape(op, x.shape, index))
+    for a in dynamic:  # no vector indices here (Subtensor): each int index before the axis removed one dim
+        shape[a - sum(r < a for r in removed)] = DYNAMIC
+    return [(tuple(shape), x.dtype)]
 
 
 @fold_rule("Subtensor", "IndexingMultiAxisVec")

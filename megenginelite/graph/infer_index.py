@@ -8,7 +8,7 @@ import numpy as np
 from ..errors import UnsupportedOperatorError
 from ..format.dtypes import FLOAT32, INT32
 from .infer import INT_MAX, const_ints, fail, fold_rule, norm_axis, same, shape_rule
-from .ir import Op
+from .ir import DYNAMIC, Op
 
 TOPK_MODES = {0: "KTH_ONLY", 1: "VALUE_IDX_NOSORT", 2: "VALUE_IDX_SORTED"}
 
@@ -78,6 +78,43 @@ def topk_plan(op: Op) -> tuple[str, int]:
     if len(x) != 2 or not 0 < abs(k) <= x[1]:
         raise fail(op, f"TopK needs a 2-D input and 0 < |k| <= row length, got {list(x)} and k={k}")
     return TOPK_MODES[mode], k
+
+
+COND_TAKE_MODES = {0: "EQ", 1: "NEQ", 2: "LT", 3: "LEQ", 4: "GT", 5: "GEQ"}
+
+
+def cond_take_mode(op: Op) -> str:
+    mode = op.params.get("mode", 0)
+    if mode not in COND_TAKE_MODES:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: CondTake mode {mode}")
+    return COND_TAKE_MODES[mode]
+
+
+def cond_take_keep(op: Op, mask: np.ndarray) -> np.ndarray:
+    """Which mask elements pass: EQ is |val - mask| < eps for floats (== for integers), NEQ its negation, the
+    others compare the mask with ``val`` (cast to the mask's type)."""
+    mode = cond_take_mode(op)
+    val = np.asarray(op.params.get("val", 0.0), np.float32).astype(mask.dtype)
+    if mode in ("EQ", "NEQ"):
+        equal = (np.abs(val - mask) < np.float32(op.params.get("eps", 1e-6)) if mask.dtype.kind == "f"
+                 else mask == val)
+        return equal if mode == "EQ" else ~equal
+    return {"LT": np.less, "LEQ": np.less_equal, "GT": np.greater, "GEQ": np.greater_equal}[mode](mask, val)
+
+
+@shape_rule("CondTake")
+def _cond_take_shape(op: Op):
+    data, mask = op.inputs[:2]
+    cond_take_mode(op)
+    if data.shape != mask.shape:
+        raise fail(op, f"CondTake shape differs: data={list(data.shape)} mask={list(mask.shape)}")
+    return [((DYNAMIC,), data.dtype), ((DYNAMIC,), INT32)]
+
+
+@fold_rule("CondTake")
+def _cond_take_fold(op: Op, xs):
+    keep = cond_take_keep(op, np.asarray(xs[1])).reshape(-1)
+    return [np.asarray(xs[0]).reshape(-1)[keep], np.flatnonzero(keep).astype(np.int32)]
 
 
 @shape_rule("TopK")

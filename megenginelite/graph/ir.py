@@ -9,6 +9,11 @@ import numpy as np
 from ..format.dtypes import DType
 
 
+# A dim known only at run time (the length of CondTake's result, a slice ending at a computed value): such vars can
+# only be graph outputs; their tensors take their shape from each run.
+DYNAMIC = -1
+
+
 @dataclass(eq=False)
 class Var:
     """One tensor of the graph. ``const`` holds its value when it is known before running."""

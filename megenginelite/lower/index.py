@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph.infer_index import TOPK_MODES, cumsum_axis, one_hot_axis, topk_plan
+from ..graph.infer_index import TOPK_MODES, cond_take_mode, cumsum_axis, one_hot_axis, topk_plan
 from ..graph.ir import Op
 from .builder import Builder, lowering
 from .shape import INT64_MIN
@@ -81,3 +81,29 @@ def lower_linspace(b: Builder, op: Op) -> list[str]:
     step = b.node("Div", [b.node("Sub", [stop, start]), b.const(np.float64(denominator))])
     values = b.node("Add", [start, b.node("Mul", [b.const(np.arange(n, dtype=np.float64), "arange"), step])])
     return [b.cast(values, out.dtype.np_dtype)]
+
+
+@lowering("CondTake", modes=["EQ", "NEQ", "LT", "LEQ", "GT", "GEQ"])
+def lower_cond_take(b: Builder, op: Op) -> list[str]:
+    """The data elements (flattened) whose mask element passes the test against ``val``, and their flat
+    indices (int32); the result's length is known only at run time."""
+    mode = cond_take_mode(op)
+    mask_var = op.inputs[1]
+    mask = b.inp(op, 1)
+    dt = mask_var.dtype.np_dtype
+    val = b.const(np.asarray(op.params.get("val", 0.0), np.float32).astype(dt).reshape(()), "val")
+    if mode in ("EQ", "NEQ"):
+        if dt.kind == "f":
+            diff = b.node("Abs", [b.node("Sub", [val, mask])])
+            keep = b.node("Less", [diff, b.const(np.asarray(op.params.get("eps", 1e-6), dt).reshape(()), "eps")])
+        else:
+            keep = b.node("Equal", [mask, val])
+        keep = keep if mode == "EQ" else b.node("Not", [keep])
+    else:
+        keep = b.node({"LT": "Less", "LEQ": "LessOrEqual", "GT": "Greater", "GEQ": "GreaterOrEqual"}[mode],
+                      [mask, val])
+    keep = b.reshape(keep, [-1])
+    size = int(np.prod(op.inputs[0].shape))
+    values = b.node("Compress", [b.reshape(b.inp(op, 0), [-1]), keep], axis=0)
+    indices = b.node("Compress", [b.const(np.arange(size, dtype=np.int32), "positions"), keep], axis=0)
+    return [values, indices]

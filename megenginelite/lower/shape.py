@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph.infer import PASSTHROUGH, indexed_shape, norm_axis, subtensor_index
-from ..graph.ir import Op, Var
+from ..errors import UnsupportedOperatorError
+from ..graph.ir import DYNAMIC, Op, Var
 from .builder import Builder, lowering
 
 INT64_MIN = -(2**63)
@@ -66,7 +67,12 @@ def _slice_bounds(s: slice, dim: int) -> tuple[int, int, int]:
 def _slices(b: Builder, value: str, shape: tuple[int, ...], index: list) -> str:
     axes, starts, ends, steps = [], [], [], []
     for axis, entry in enumerate(index):
-        if isinstance(entry, slice) and entry != slice(None):
+        if isinstance(entry, slice) and isinstance(entry.stop, Var):  # an end computed at run time (step 1)
+            start, _, step = _slice_bounds(slice(entry.start, None, entry.step), shape[axis])
+            end = b.reshape(b.cast(b.name(entry.stop), np.int64), [-1])
+            axes.append(axis), starts.append(start), ends.append(b.node("Slice", [end, b.ints([0]), b.ints([1])]))
+            steps.append(step)
+        elif isinstance(entry, slice) and entry != slice(None):
             start, stop, step = _slice_bounds(entry, shape[axis])
             axes.append(axis), starts.append(start), ends.append(stop), steps.append(step)
         elif isinstance(entry, int):
@@ -74,7 +80,11 @@ def _slices(b: Builder, value: str, shape: tuple[int, ...], index: list) -> str:
             axes.append(axis), starts.append(i), ends.append(i + 1), steps.append(1)
     if not axes:
         return value
-    return b.node("Slice", [value, b.ints(starts, "starts"), b.ints(ends, "ends"), b.ints(axes, "axes"),
+    if all(isinstance(e, int) for e in ends):
+        ends_value = b.ints(ends, "ends")
+    else:  # ONNX Slice clamps a computed end to the axis, as Python does
+        ends_value = b.node("Concat", [b.ints([e]) if isinstance(e, int) else e for e in ends], axis=0)
+    return b.node("Slice", [value, b.ints(starts, "starts"), ends_value, b.ints(axes, "axes"),
                             b.ints(steps, "steps")])
 
 
@@ -87,6 +97,11 @@ def select(b: Builder, value: str, shape: tuple[int, ...], index: list) -> str:
     value = _slices(b, value, shape, sliced_index)
     shape = np.broadcast_to(np.empty((), np.bool_), shape)[tuple(sliced_index)].shape  # zero-stride probe
     vec_axes = [a for a, e in enumerate(index) if isinstance(e, Var)]
+    if len(vec_axes) == 1 and DYNAMIC in index[vec_axes[0]].shape:  # one index vector of run-time length
+        a = vec_axes[0]
+        v = b.cast(b.name(index[a]), np.int64)
+        v = b.node("Where", [b.node("Less", [v, b.ints([0])]), b.node("Add", [v, b.ints([shape[a]])]), v])
+        return b.node("Gather", [value, v], axis=a)
     idx_shape = tuple(np.broadcast_shapes(*[index[a].shape for a in vec_axes]))
 
     def index_value(var: Var, dim: int) -> str:
@@ -122,6 +137,9 @@ def lower_subtensor(b: Builder, op: Op) -> list[str]:
     index, removed = subtensor_index(op, len(x.shape), op.inputs[1:])
     out = select(b, b.inp(op, 0), x.shape, index)
     plain = not removed and all(isinstance(entry, slice) for entry in index)
+    if not plain and op.outputs[0].shape.count(DYNAMIC) > 1:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: several slice ends computed at run "
+                                       f"time together with integer indices")
     return [out if plain else b.reshape(out, op.outputs[0].shape)]
 
 

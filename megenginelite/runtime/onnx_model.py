@@ -15,6 +15,7 @@ import onnxruntime as ort
 from ..errors import InvalidInputError, LiteError, ModelFormatError
 from ..format import looks_like_onnx
 from ..format.dtypes import from_numpy
+from ..graph.ir import DYNAMIC
 from .session import Plan, SessionConfig, TensorSpec
 
 
@@ -27,7 +28,7 @@ def _spec(value_info, source: str) -> TensorSpec:
     except (TypeError, KeyError):
         raise ModelFormatError(f"{source}: {value_info.name!r} has element type {tensor_type.elem_type}, which has "
                                f"no Lite data type") from None
-    dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tensor_type.shape.dim)
+    dims = tuple(d.dim_value if d.HasField("dim_value") else DYNAMIC for d in tensor_type.shape.dim)
     return TensorSpec(value_info.name, dims, dtype)
 
 
@@ -153,12 +154,8 @@ class OnnxModel:
         except Exception as exc:
             raise InvalidInputError(f"{self.source}: the model cannot take input shapes "
                                     f"{ {s.name: list(s.shape) for s in inputs} }: {exc}") from None
-        specs = [_spec(v, self.source) for v in inferred.graph.output]
-        for spec in specs:
-            if any(d < 0 for d in spec.shape):
-                raise LiteError(f"{self.source}: the shape of output {spec.name!r} depends on data "
-                                f"({list(spec.shape)}), which Lite output tensors cannot express")
-        return specs
+        # a dim still unknown depends on the data (NonZero, Compress, ...): the output takes each run's shape
+        return [_spec(v, self.source) for v in inferred.graph.output]
 
 
 def is_onnx_file(data: bytes, source: str) -> bool:

@@ -14,6 +14,7 @@ from ..errors import DeviceError, InvalidInputError, LiteError
 from ..format import ModelRecord
 from ..format.dtypes import NUMPY_DTYPES, DType, from_numpy
 from ..graph import Graph, build_graph, infer_graph
+from ..graph.ir import DYNAMIC
 from ..graph.passes import optimize
 from ..lower import to_onnx_bytes, to_onnx_external
 from .cache import SAVED_LEVEL, active_cache, cache_key
@@ -95,20 +96,26 @@ class Plan:
 
         A buffer is a numpy array (host memory, bound as "cpu") or a ``DeviceView`` (device memory, bound by its
         pointer as the backend's ONNX Runtime device: "cuda" and the device id, or "cpu" for the host-emulated
-        device of the tests).  Returns the values of the exposed intermediate vars (``var<id>`` -> array) when the
-        plan exposes them.
+        device of the tests). An output whose length is known only at run time (``DYNAMIC`` in its spec) takes no
+        buffer: ONNX Runtime allocates it and the array is put into ``outputs``.  Returns the values of the exposed
+        intermediate vars (``var<id>`` -> array) when the plan exposes them.
         """
-        buffers = [feeds[spec.name] for spec in self.inputs] + [outputs[spec.name] for spec in self.outputs]
-        key = [(id(b), b.shape, b.dtype) for b in buffers]
+        dynamic = [spec.name for spec in self.outputs if DYNAMIC in spec.shape]
+        buffers = [feeds[spec.name] for spec in self.inputs] + [outputs.get(spec.name) for spec in self.outputs]
+        key = [(id(b), b.shape, b.dtype) if b is not None else None for b in buffers]
         cached = self._binding
-        if cached is not None and cached[0] == key and not self.exposed:
-            binding = cached[2]  # the same buffers as last time: bound already
+        if cached is not None and cached[0] == key and not self.exposed and not dynamic:
+            binding = cached[2]  # the same buffers as last time: bound already (outputs ONNX Runtime allocates
+            # would stay bound at their first run's size)
         else:
             binding = self.session.io_binding()
             for spec, buffer in zip(self.inputs, buffers):
                 _bind(binding.bind_input, spec.name, buffer)
             for onnx_name, buffer in zip(self.onnx_outputs, buffers[len(self.inputs):]):
-                _bind(binding.bind_output, onnx_name, buffer)
+                if buffer is None:
+                    binding.bind_output(onnx_name, "cpu")  # allocated by ONNX Runtime at each run
+                else:
+                    _bind(binding.bind_output, onnx_name, buffer)
             for name in self.exposed:
                 binding.bind_output(name, "cpu")
             self._binding = (key, buffers, binding)  # buffers stay referenced, so their ids stay theirs
@@ -123,10 +130,13 @@ class Plan:
             raise LiteError(f"inference failed: {exc}") from exc
         for view in on_device:
             view.synchronize()
-        if not self.exposed:
+        if not dynamic and not self.exposed:
             return {}
-        values = binding.copy_outputs_to_cpu()[len(self.outputs):]
-        return dict(zip(self.exposed, values))
+        values = binding.get_outputs()
+        for i, spec in enumerate(self.outputs):
+            if spec.name in dynamic:
+                outputs[spec.name] = values[i].numpy()
+        return {name: values[len(self.outputs) + i].numpy() for i, name in enumerate(self.exposed)}
 
 
 def _bind(bind, name: str, buffer: np.ndarray | DeviceView) -> None:
