@@ -13,7 +13,7 @@ from .errors import DeviceError, LiteError
 from .format import read_model
 from .graph import build_graph, infer_graph
 from .graph.input_order import original_input_order
-from .graph.ir import DYNAMIC
+from .graph.ir import shape_before_run
 from .runtime import cache
 from .struct import LiteBackend, LiteConfig, LiteDeviceType, LiteIO, LiteLayout, LiteNetworkIO
 from .tensor import cuda_device_count
@@ -110,7 +110,6 @@ def get_model_io_info(model_path: str, config: LiteConfig | None = None) -> Lite
     for name in original_input_order(graph.input_names):
         var = by_name[name]
         io.add_input(LiteIO(name, layout=LiteLayout(var.shape, var.dtype.np_dtype)))
-    for name, var in graph.outputs:  # a length known only at run time: an empty layout, as the original reports
-        shape = () if DYNAMIC in var.shape else var.shape
-        io.add_output(LiteIO(name, layout=LiteLayout(shape, var.dtype.np_dtype)))
+    for name, var in graph.outputs:
+        io.add_output(LiteIO(name, layout=LiteLayout(shape_before_run(var.shape), var.dtype.np_dtype)))
     return io

@@ -17,7 +17,7 @@ from . import crypto
 from .errors import InvalidInputError, LiteArgumentError, LiteError, LiteUsageError, ModelFormatError
 from .format import detect_format, read_model
 from .graph.input_order import original_input_order
-from .graph.ir import DYNAMIC
+from .graph.ir import shape_before_run
 from .runtime.device import DeviceView, check_device
 from .runtime.device import backend as device_backend
 from .runtime.onnx_model import OnnxModel, is_onnx_file
@@ -270,9 +270,9 @@ class LiteNetwork:
         for spec in plan.inputs:
             self._inputs[spec.name] = self._io_tensor(spec.name, True, LiteLayout(spec.shape, spec.dtype.np_dtype))
         self._input_order = original_input_order([s.name for s in plan.inputs])
-        for spec in plan.outputs:  # with a length known only at run time, an empty layout until the first forward
-            shape = () if DYNAMIC in spec.shape else spec.shape
-            self._outputs[spec.name] = self._io_tensor(spec.name, False, LiteLayout(shape, spec.dtype.np_dtype))
+        for spec in plan.outputs:
+            layout = LiteLayout(shape_before_run(spec.shape), spec.dtype.np_dtype)
+            self._outputs[spec.name] = self._io_tensor(spec.name, False, layout)
         for cfg in self.network_io.inputs:
             if cfg.name in self._inputs and cfg.config_layout.ndim:
                 impl = self._inputs[cfg.name]
@@ -378,7 +378,7 @@ class LiteNetwork:
         user_memory = self.config.options.force_output_use_user_specified_memory
         for spec in plan.outputs:
             impl = self._outputs[spec.name]
-            if DYNAMIC in spec.shape:
+            if spec in plan.dynamic_outputs:
                 continue  # its length comes with the result: stored below
             if user_memory and not (impl.memory is not None and impl.memory.borrowed):
                 raise LiteUsageError(f"assertion `dev_tensor_valid()' failed: output {spec.name!r} has no memory of "
@@ -393,11 +393,10 @@ class LiteNetwork:
             self._inspected_run(feeds, outputs)
         else:
             plan.run(feeds, outputs)
-        for spec in plan.outputs:
-            if DYNAMIC in spec.shape:  # e.g. CondTake: the tensor takes this run's length
-                impl = self._outputs[spec.name]
-                impl.set_layout(outputs[spec.name].shape, spec.dtype.np_dtype)
-                impl.store(outputs[spec.name])
+        for spec in plan.dynamic_outputs:  # e.g. CondTake: the tensor takes this run's length
+            impl = self._outputs[spec.name]
+            impl.set_layout(outputs[spec.name].shape, spec.dtype.np_dtype)
+            impl.store(outputs[spec.name])
         if self._finish_callback is not None:
             self._call_user(self._finish_callback, {self._io(n, False): LiteTensor._wrap(t)
                                                     for n, t in self._outputs.items()})

@@ -14,6 +14,12 @@ from ..format.dtypes import DType
 DYNAMIC = -1
 
 
+def shape_before_run(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape an output's layout shows before a run: empty when a dim is known only at run time (as the
+    original reports it)."""
+    return () if DYNAMIC in shape else shape
+
+
 @dataclass(eq=False)
 class Var:
     """One tensor of the graph. ``const`` holds its value when it is known before running."""

@@ -108,14 +108,15 @@ def fuse_conv_residual(graph: Graph) -> None:
         name = mode_name(outer.params.get("mode", 0)) if outer.kind == "Elemwise" else None
         split = _split_const(outer) if name in _BIAS_ACTIVATIONS else None
         inner = split and _elemwise(split[0], "ADD")
-        if not inner or uses[id(split[0])] != 1 or len(inner.inputs) != 2 or id(inner) in replaced:
+        if (not inner or uses[id(split[0])] != 1 or len(inner.inputs) != 2 or id(inner) in replaced
+                or _channel_bias(outer, split[0]) is None):
             continue
         for conv_out, residual in (inner.inputs, inner.inputs[::-1]):
             conv = _producer(conv_out, "Convolution")
             if (conv is not None and id(conv) not in replaced and uses[id(conv_out)] == 1 and len(conv.inputs) == 2
                     and conv.output_dtype is None and conv_out.dtype == residual.dtype
                     and residual.shape == conv_out.shape == outer.outputs[0].shape
-                    and _channel_bias(outer, split[0]) is not None and conv_out.dtype.np_dtype == np.float32):
+                    and conv_out.dtype.np_dtype == np.float32):
                 break
         else:
             continue
@@ -163,11 +164,15 @@ def fold_clip(graph: Graph) -> None:
     graph.ops = [op for op in graph.ops if id(op) not in dropped]
 
 
-def _const_var(graph: Graph, value: int) -> Var:
-    """A new int32 (1,) constant var."""
-    var = Var(max(graph.vars) + 1, f"const<{value}>", INT32, (1,), np.array([value], np.int32))
+def _new_const(graph: Graph, name: str, dtype, value: np.ndarray) -> Var:
+    """A new constant var of the graph."""
+    var = Var(max(graph.vars) + 1, name, dtype, value.shape, value)
     graph.vars[var.id] = var
     return var
+
+
+def _int_const(graph: Graph, value: int) -> Var:
+    return _new_const(graph, f"const<{value}>", INT32, np.array([value], np.int32))
 
 
 def fold_channel_shuffle(graph: Graph) -> None:
@@ -188,7 +193,7 @@ def fold_channel_shuffle(graph: Graph) -> None:
         if (reshape1.outputs[0].shape != (n, c // 2, 2, h * w) or reshape2.outputs[0].shape != (2, n, c // 2, h, w)):
             continue
         k = int(op.inputs[1].const.reshape(-1)[0]) % 2
-        op.inputs = [x, _const_var(graph, k), _const_var(graph, 2)]
+        op.inputs = [x, _int_const(graph, k), _int_const(graph, 2)]
         op.params = {**op.params, "items": ((1, True, False, True, False),)}
     live = live_ops(graph, through_constants=True)  # the rewritten picks leave the reshapes and transpose dead
     graph.ops = [o for o in graph.ops if o in live]
@@ -223,17 +228,14 @@ def _zero_pad(graph: Graph, op: Op, index: int, axis: int, extra: int) -> None:
     old = op.inputs[index]
     widths = [(0, 0)] * old.const.ndim
     widths[axis] = (0, extra)
-    value = np.pad(old.const, widths)
-    var = Var(max(graph.vars) + 1, f"{old.name}:padded", old.dtype, value.shape, value)
-    graph.vars[var.id] = var
-    op.inputs[index] = var
+    op.inputs[index] = _new_const(graph, f"{old.name}:padded", old.dtype, np.pad(old.const, widths))
 
 
 # Elemwise modes that act on each element alone (a padded channel stays a channel of its own)
 _CHANNELWISE_MODES = {"RELU", "SIGMOID", "H_SWISH", "RELU6", "HSIGMOID", "TANH", "EXP", "ABS", "NEGATE"}
 
 
-def _channel_region(graph: Graph, start: Var, uses: Counter, consumers: dict[int, list[Op]]) -> list | None:
+def _channel_region(start: Var, uses: Counter, consumers: dict[int, list[Op]]) -> list | None:
     """From ``start`` (a dense conv's output), the ops that would carry zero-padded channels through to dense convs:
     ``[(op, role)]`` with role "depthwise", "channelwise" (pooling, element-wise) or "consumer" (a dense conv
     whose filter gets zero columns). None when a var of the region reaches anything else (a graph output, a
@@ -278,11 +280,11 @@ def pad_channels_to_block(graph: Graph, block: int | None = None) -> None:
     for op in graph.ops:
         for var in dict.fromkeys(op.inputs):
             consumers.setdefault(id(var), []).append(op)
-    for op in list(graph.ops):
+    for op in graph.ops:
         out = op.outputs[0] if op.outputs else None
         if not _dense_float_conv(op, sparse=0) or out is None or out.shape[1] % block == 0:
             continue
-        region = _channel_region(graph, out, uses, consumers)
+        region = _channel_region(out, uses, consumers)
         if not region or all(role == "consumer" for _, role in region):
             continue
         channels = out.shape[1]

@@ -97,12 +97,8 @@ def select(b: Builder, value: str, shape: tuple[int, ...], index: list) -> str:
     value = _slices(b, value, shape, sliced_index)
     shape = np.broadcast_to(np.empty((), np.bool_), shape)[tuple(sliced_index)].shape  # zero-stride probe
     vec_axes = [a for a, e in enumerate(index) if isinstance(e, Var)]
-    if len(vec_axes) == 1 and DYNAMIC in index[vec_axes[0]].shape:  # one index vector of run-time length
-        a = vec_axes[0]
-        v = b.cast(b.name(index[a]), np.int64)
-        v = b.node("Where", [b.node("Less", [v, b.ints([0])]), b.node("Add", [v, b.ints([shape[a]])]), v])
-        return b.node("Gather", [value, v], axis=a)
-    idx_shape = tuple(np.broadcast_shapes(*[index[a].shape for a in vec_axes]))
+    single = len(vec_axes) == 1  # nothing to broadcast; its length may be known only at run time (DYNAMIC)
+    idx_shape = index[vec_axes[0]].shape if single else tuple(np.broadcast_shapes(*[index[a].shape for a in vec_axes]))
 
     def index_value(var: Var, dim: int) -> str:
         """int64 indices with negative entries wrapped, broadcast to the common index shape."""
@@ -111,9 +107,9 @@ def select(b: Builder, value: str, shape: tuple[int, ...], index: list) -> str:
             return b.const(np.broadcast_to(np.where(arr < 0, arr + dim, arr), idx_shape).copy(), "index")
         v = b.cast(b.name(var), np.int64)
         v = b.node("Where", [b.node("Less", [v, b.ints([0])]), b.node("Add", [v, b.ints([dim])]), v])
-        return b.node("Expand", [v, b.ints(idx_shape)])
+        return v if single else b.node("Expand", [v, b.ints(idx_shape)])
 
-    if len(vec_axes) == 1:
+    if single:
         a = vec_axes[0]
         return b.node("Gather", [value, index_value(index[a], shape[a])], axis=a)
     # Several vector axes: move them to the front, gather with stacked coordinates.

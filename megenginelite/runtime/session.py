@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 import onnxruntime as ort
@@ -90,6 +92,11 @@ class Plan:
     keepalive: list = field(default_factory=list, repr=False)  # arrays ONNX Runtime reads in place
     _binding: tuple | None = field(default=None, repr=False)  # (buffer ids/shapes/dtypes, buffers, IOBinding)
 
+    @cached_property
+    def dynamic_outputs(self) -> list[TensorSpec]:
+        """The outputs whose length is known only at run time (no buffer of theirs is bound)."""
+        return [spec for spec in self.outputs if DYNAMIC in spec.shape]
+
     def run(self, feeds: dict[str, np.ndarray | DeviceView],
             outputs: dict[str, np.ndarray | DeviceView]) -> dict[str, np.ndarray]:
         """Run once, reading each input in place and writing each output in place (no copies).
@@ -100,7 +107,7 @@ class Plan:
         buffer: ONNX Runtime allocates it and the array is put into ``outputs``.  Returns the values of the exposed
         intermediate vars (``var<id>`` -> array) when the plan exposes them.
         """
-        dynamic = [spec.name for spec in self.outputs if DYNAMIC in spec.shape]
+        dynamic = self.dynamic_outputs
         buffers = [feeds[spec.name] for spec in self.inputs] + [outputs.get(spec.name) for spec in self.outputs]
         key = [(id(b), b.shape, b.dtype) if b is not None else None for b in buffers]
         cached = self._binding
@@ -134,7 +141,7 @@ class Plan:
             return {}
         values = binding.get_outputs()
         for i, spec in enumerate(self.outputs):
-            if spec.name in dynamic:
+            if spec in dynamic:
                 outputs[spec.name] = values[i].numpy()
         return {name: values[len(self.outputs) + i].numpy() for i, name in enumerate(self.exposed)}
 
@@ -253,8 +260,6 @@ class CompiledModel:
 
     def _optimized(self, onnx_bytes: bytes, config: SessionConfig) -> bytes:
         """The model after ONNX Runtime's portable graph optimizations, as the persistent cache stores it."""
-        import tempfile
-
         with tempfile.TemporaryDirectory() as tmp:
             options = replace(config, optimization=SAVED_LEVEL).session_options()
             options.optimized_model_filepath = os.path.join(tmp, "optimized.onnx")
