@@ -4,12 +4,18 @@
 
 They are too big for the repository (bench/models/ is ignored): the fixtures keep reduced widths, the speed
 targets are about the real sizes. Weights are seeded random with calibrated BatchNorm (the fixtures' helpers).
+
+``--periodic`` also writes ``resnet18_periodic.mge``: the same network whose every weight tensor repeats one block
+of 4096 random values, so the file compresses ~50x with xz and can travel to the GPU machine (bench/gpu_check.sh),
+whose runs carry at most 64 MiB. GPU kernel times do not depend on the weight values.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != ROOT]  # keep our package from shadowing the real one
@@ -45,10 +51,30 @@ class MobileNetV2(fx.M.Module):
         return F.softmax(self.fc(x), axis=1)
 
 
-def dump(name: str, model) -> None:
+def make_periodic(model) -> None:
+    """Every parameter larger than one block becomes that block's values repeated (kept scale, compressible), and
+    every BatchNorm the identity: the dump folds BatchNorm into the convolution weights, and per-channel scales
+    would break the period."""
+    for _, param in model.named_parameters():
+        values = param.numpy().ravel()
+        if values.size > PERIOD:
+            fx._set(param, np.resize(values[:PERIOD], values.size).reshape(param.shape))
+    for _, m in model.named_modules():
+        if isinstance(m, fx.M.BatchNorm2d):
+            fx._set(m.weight, np.ones(m.weight.shape))
+            fx._set(m.bias, np.zeros(m.bias.shape))
+
+
+PERIOD = 4096
+
+
+def dump(name: str, model, periodic: bool = False) -> None:
     rs = fx.rng(name)
     fx.init_params(model, rs)
-    fx.calibrate_bn(model, rs.uniform(0, 1, (4, 3, 224, 224)).astype("float32"))
+    if periodic:
+        make_periodic(model)  # BatchNorm's running statistics stay 0 and 1
+    else:
+        fx.calibrate_bn(model, rs.uniform(0, 1, (4, 3, 224, 224)).astype("float32"))
     model.eval()
 
     @fx.trace(symbolic=True, capture_as_const=True)
@@ -65,3 +91,5 @@ if __name__ == "__main__":
     fx._import_megengine()
     dump("resnet18", fx.ResNet18Small(widths=(64, 128, 256, 512), num_classes=1000))
     dump("mobilenetv2", MobileNetV2())
+    if "--periodic" in sys.argv:
+        dump("resnet18_periodic", fx.ResNet18Small(widths=(64, 128, 256, 512), num_classes=1000), periodic=True)

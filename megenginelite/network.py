@@ -18,7 +18,7 @@ from .errors import InvalidInputError, LiteArgumentError, LiteError, LiteUsageEr
 from .format import detect_format, read_model
 from .graph.input_order import original_input_order
 from .graph.ir import shape_before_run
-from .runtime.device import DeviceView, check_device
+from .runtime.device import DeviceView, check_device, tensorrt_unavailable_reason
 from .runtime.device import backend as device_backend
 from .runtime.onnx_model import OnnxModel, is_onnx_file
 from .runtime.session import CompiledModel, Plan, SessionConfig
@@ -30,6 +30,11 @@ __all__ = ["LiteNetwork", "LiteAsyncCallback", "LiteStartCallback", "LiteFinishC
            "start_finish_callback"]
 
 logger = logging.getLogger("megenginelite")
+
+# LITE_CUDA networks replay each run as one CUDA graph where the model allows (static shapes, every node on the
+# GPU); MEGENGINELITE_CUDA_GRAPH=0 turns that off (each node then launches its kernels at every forward). On the
+# tests' emulated device, =1 runs the same staging path on the CPU provider.
+CUDA_GRAPH_ENV = "MEGENGINELITE_CUDA_GRAPH"
 
 # Callback types of the original (ctypes CFUNCTYPEs there; plain callables here).
 LiteAsyncCallback = Callable[[], int]
@@ -143,11 +148,14 @@ class LiteNetwork:
         device = int(self.config.device_type)
         if device == LiteDeviceType.LITE_CUDA:
             check_device(self._device_id, "CUDAExecutionProvider")  # "request gpu0 out of valid range [0, 0)"
-            if device_backend().emulated:  # the tests' host-emulated device: its memory is host memory
-                return SessionConfig(threads=self._threads)
-            gpu = ("TensorrtExecutionProvider",) if self._tensorrt else ()
+            if device_backend().emulated:  # the tests' host-emulated device: its memory is host memory (and its
+                # sessions replay no graph: the staging copies run only when the variable asks for them)
+                return SessionConfig(threads=self._threads, cuda_graph=os.environ.get(CUDA_GRAPH_ENV) == "1")
+            tensorrt = self._tensorrt and self._tensorrt_usable()
+            gpu = ("TensorrtExecutionProvider",) if tensorrt else ()
             return SessionConfig(threads=self._threads, device_id=self._device_id,
-                                 providers=gpu + ("CUDAExecutionProvider", "CPUExecutionProvider"))
+                                 providers=gpu + ("CUDAExecutionProvider", "CPUExecutionProvider"),
+                                 cuda_graph=not tensorrt and os.environ.get(CUDA_GRAPH_ENV, "1") != "0")
         return SessionConfig(threads=1 if self._inplace else self._threads)
 
     def is_cpu_inplace_mode(self) -> bool:
@@ -158,6 +166,14 @@ class LiteNetwork:
         """Run kernels on the calling thread; on our engine this means one ONNX Runtime thread. Before load."""
         self._require_unloaded("set_cpu_inplace_mode")
         self._inplace = True
+
+    @staticmethod
+    def _tensorrt_usable() -> bool:
+        """Whether TensorRT can run here; if not, say so once per load and run on the CUDA provider."""
+        reason = tensorrt_unavailable_reason()
+        if reason:
+            logger.warning("use_tensorrt: %s; running on ONNX Runtime's CUDA provider instead", reason)
+        return not reason
 
     def use_tensorrt(self) -> None:
         """Use ONNX Runtime's TensorRT provider (with CUDA as the fallback) for LITE_CUDA. Before load."""
@@ -408,7 +424,7 @@ class LiteNetwork:
 
         dumping = bool(self._txt_dump or self._bin_dump)
         with tempfile.TemporaryDirectory() as tmp:
-            config = replace(self._model.config, expose_vars=dumping,
+            config = replace(self._model.config, expose_vars=dumping, cuda_graph=False,
                              profile_prefix=os.path.join(tmp, "ort") if self._profile_path else None)
             plan = self._model.compile({k: v.shape for k, v in feeds.items()}, {k: v.dtype for k, v in feeds.items()},
                                        config)

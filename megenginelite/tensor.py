@@ -27,7 +27,7 @@ import numpy as np
 from .base import ctype_to_lite_dtypes
 from .errors import DeviceError, LiteArgumentError, LiteError, LiteMemoryError
 from .runtime import device as _device
-from .runtime.device import DeviceMemory, DeviceView, copy_bytes
+from .runtime.device import DeviceMemory, DeviceView, copy_bytes, pinned_host_buffer
 from .struct import (
     _LITE_TO_NP,
     _MGB_DTYPE_NAMES,
@@ -311,6 +311,9 @@ class TensorImpl:
             self.strides = None
             if self.on_device:
                 self._set_memory(DeviceMemory.allocate(need, self.device_id))
+            elif self.is_pinned_host and self.device_type == LiteDeviceType.LITE_CUDA:
+                pinned = pinned_host_buffer(need)  # None without a GPU: plain host memory does the same job
+                self._set_memory(HostMemory(pinned) if pinned is not None else HostMemory.allocate(need))
             else:
                 self._set_memory(HostMemory.allocate(need))
         return self.memory

@@ -2,8 +2,8 @@
 
 Most tests switch to ``HostEmulatedBackend`` (``use_backend``), which implements the device protocol on host memory
 and checks that every pointer is used in the right direction, so the CUDA code paths (device allocations, the
-memcpy directions, device pointers bound to ONNX Runtime) run here without a GPU.  Tests marked ``needs_gpu`` use
-the real CUDA runtime and are skipped unless a CUDA device and onnxruntime-gpu are present.
+memcpy directions, device pointers bound to ONNX Runtime) run here without a GPU.  The same paths on a real GPU are
+tested in test_gpu.py, skipped unless a CUDA device and onnxruntime-gpu are present.
 """
 
 from __future__ import annotations
@@ -32,9 +32,6 @@ SHUFFLE = BY_NAME["shufflenet_v2"]
 
 def _gpu_available() -> bool:
     return CudaBackend().device_count() > 0 and "CUDAExecutionProvider" in ort.get_available_providers()
-
-
-needs_gpu = pytest.mark.skipif(not _gpu_available(), reason="needs a CUDA device and onnxruntime-gpu")
 
 
 @pytest.fixture
@@ -516,27 +513,52 @@ def test_cuda_session_config_names_the_device():
     from megenginelite.runtime.session import SessionConfig
 
     config = SessionConfig(providers=("CUDAExecutionProvider", "CPUExecutionProvider"), device_id=1)
-    assert config.provider_list() == [("CUDAExecutionProvider", {"device_id": "1"}), "CPUExecutionProvider"]
+    assert config.provider_list() == [("CUDAExecutionProvider", {"device_id": "1", "use_tf32": "0"}), "CPUExecutionProvider"]
+    graph = SessionConfig(providers=("CUDAExecutionProvider",), cuda_graph=True, tf32=True).provider_list()
+    assert graph == [("CUDAExecutionProvider", {"device_id": "0", "use_tf32": "1", "enable_cuda_graph": "1"})]
 
 
-# ---------------------------------------------------------------------------------------------- real GPU
+# ---------------------------------------------------------------------------------------------- CUDA-graph staging
 
 
-@needs_gpu
-def test_real_gpu_round_trip(real_cuda):
-    t = device_tensor([2, 3])
-    arr = np.arange(6, dtype=np.float32).reshape(2, 3)
-    t.set_data_by_copy(arr)
-    other = device_tensor([2, 3])
-    other.copy_from(t)
-    np.testing.assert_array_equal(other.to_numpy(), arr)
-    other.slice([1], [2]).fill_zero()
-    assert other.to_numpy()[1].tolist() == [0, 0, 0]
+def test_cuda_graph_staging_on_the_emulated_device(emu, monkeypatch):
+    """The fixed IO buffers a CUDA-graph session uses (bench/gpu_check.sh runs the graphs themselves on a GPU):
+    inputs are copied in from wherever the tensors lie (a slice of a device batch, pinned host memory), outputs out
+    to host or device tensors, and a new shape gets a plan with buffers of its own."""
+    monkeypatch.setenv("MEGENGINELITE_CUDA_GRAPH", "1")
+    ref = reference(SMALL)
+    io = LiteNetworkIO(inputs=[LiteIO("data", is_host=False)], outputs=[LiteIO("logits", is_host=False)])
+    network = LiteNetwork(LiteConfig(device_type=CUDA), io)
+    network.load(model_path(SMALL))
+    staged = network._plan.graph_io
+    assert staged is not None
+    batch = device_tensor([3, 3, 64, 64])
+    batch.set_data_by_copy(np.concatenate([ref["input:data"] * 0, ref["input:data"], ref["input:data"] * 2]))
+    network.get_io_tensor("data").share_memory_with(batch.slice([1], [2]))
+    d2d = emu.calls["memcpy_d2d"]
+    network.forward()
+    network.wait()
+    assert emu.calls["memcpy_d2d"] == d2d + 2  # the input in, the output out: device to device
+    out = network.get_io_tensor("logits")
+    assert isinstance(out._impl.memory, DeviceMemory) and out._impl.memory is not staged.outputs[0][1]
+    np.testing.assert_allclose(out.to_numpy(), ref["output:logits"], rtol=SMALL["rtol"], atol=SMALL["atol"])
+    network.get_io_tensor("data").share_memory_with(batch)  # batch 3: a new plan, buffers of its own
+    network.forward()
+    network.wait()
+    assert network._plan.graph_io is not staged and len(network._model._plans) == 2
+    np.testing.assert_allclose(out.to_numpy()[1], ref["output:logits"][0], rtol=SMALL["rtol"], atol=SMALL["atol"])
 
 
-@needs_gpu
-def test_real_gpu_quick_start_program(real_cuda):
-    expected = quick_start_program(model_path(SHUFFLE), CPU)
-    got = quick_start_program(model_path(SHUFFLE), CUDA)
-    for g, e in zip(got, expected):
-        np.testing.assert_allclose(g, e, rtol=1e-3, atol=1e-5)
+def test_cuda_graph_is_not_asked_for_outputs_of_run_time_length(emu, monkeypatch):
+    monkeypatch.setenv("MEGENGINELITE_CUDA_GRAPH", "1")
+    entry = BY_NAME["op_cond_take"]
+    network = LiteNetwork(LiteConfig(device_type=CUDA))
+    network.load(model_path(entry))
+    assert network._plan.graph_io is None
+    ref = reference(entry)
+    for name in entry["inputs"]:
+        network.get_io_tensor(name).set_data_by_copy(ref[f"input:{name}"])
+    network.forward()
+    network.wait()
+    for name in entry["outputs"]:
+        np.testing.assert_array_equal(network.get_io_tensor(name).to_numpy(), ref[f"output:{name}"])

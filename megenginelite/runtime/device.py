@@ -35,7 +35,7 @@ import numpy as np
 from ..errors import DeviceError
 
 __all__ = ["DeviceBackend", "CudaBackend", "HostEmulatedBackend", "DeviceMemory", "DeviceView", "backend",
-           "use_backend", "copy_bytes", "EMULATE_ENV"]
+           "use_backend", "copy_bytes", "pinned_host_buffer", "tensorrt_unavailable_reason", "EMULATE_ENV"]
 
 EMULATE_ENV = "MEGENGINELITE_EMULATE_CUDA"
 
@@ -93,8 +93,8 @@ def _library_dirs() -> list[str]:
     roots += [p for p in sys.path if p]
     dirs = []
     sub = "bin" if sys.platform == "win32" else "lib"
-    for root in roots:
-        dirs.append(os.path.join(root, "nvidia", "cuda_runtime", sub))
+    for root in roots:  # CUDA 12 wheels: nvidia/cuda_runtime/lib; CUDA 13 wheels: nvidia/cu13/lib
+        dirs += [os.path.join(root, "nvidia", "cuda_runtime", sub), os.path.join(root, "nvidia", "cu13", sub)]
     for var in ("CUDA_HOME", "CUDA_PATH"):
         if os.environ.get(var):
             dirs += [os.path.join(os.environ[var], "lib64"), os.path.join(os.environ[var], "lib"),
@@ -167,6 +167,8 @@ class CudaBackend:
             "cudaGetDeviceCount": [ctypes.POINTER(i)],
             "cudaSetDevice": [i],
             "cudaDeviceSynchronize": [],
+            "cudaHostAlloc": [ctypes.POINTER(vp), sz, ctypes.c_uint],
+            "cudaFreeHost": [vp],
         }
         for name, argtypes in signatures.items():
             fn = getattr(lib, name)
@@ -257,6 +259,17 @@ class CudaBackend:
 
     def synchronize(self, device: int = 0) -> None:
         self._check(self._lib_for(device).cudaDeviceSynchronize(), "cudaDeviceSynchronize")
+
+    def host_alloc(self, nbytes: int) -> int:
+        """Page-locked host memory (``cudaHostAlloc``, portable): the GPU copies it by DMA, without staging."""
+        lib = self._load()
+        ptr = ctypes.c_void_p()
+        self._check(lib.cudaHostAlloc(ctypes.byref(ptr), int(nbytes), 1), f"cudaHostAlloc({nbytes} bytes)")
+        return int(ptr.value or 0)
+
+    def host_free(self, ptr: int) -> None:
+        if ptr:
+            self._check(self._load().cudaFreeHost(ptr), "cudaFreeHost")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -438,8 +451,51 @@ def check_device(device_id: int, provider: str | None = None) -> None:
                       f"install 'megenginelite[cuda]'); use LITE_CPU (or is_pinned_host=True) tensors instead")
 
 
+def tensorrt_unavailable_reason() -> str:
+    """Why ONNX Runtime's TensorRT provider cannot run here ("" when TensorRT's library loads).
+
+    onnxruntime-gpu lists the provider whether or not TensorRT is installed, and when it is not, ONNX Runtime's
+    Python wrapper falls back to CUDA by itself, printing to stdout and dropping our provider options; so we look
+    for the library first and choose the fallback ourselves."""
+    import onnxruntime
+
+    if "TensorrtExecutionProvider" not in onnxruntime.get_available_providers():
+        return "this onnxruntime has no TensorRT provider"
+    names = ("nvinfer.dll", "nvinfer_10.dll") if sys.platform == "win32" else ("libnvinfer.so.10", "libnvinfer.so")
+    for name in names:
+        try:
+            ctypes.CDLL(name)
+            return ""
+        except OSError:
+            continue
+    return f"the TensorRT library is not installed ({' or '.join(names)} not found)"
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # memory
+
+
+class _PinnedBlock:
+    """Page-locked host memory as numpy sees it (``__array_interface__``); freed when the last view goes."""
+
+    def __init__(self, be: "CudaBackend", nbytes: int) -> None:
+        ptr = be.host_alloc(nbytes)
+        self.__array_interface__ = {"shape": (nbytes,), "typestr": "|u1", "data": (ptr, False), "version": 3}
+        weakref.finalize(self, _free_quietly, be, ptr, -1)
+
+
+def pinned_host_buffer(nbytes: int) -> np.ndarray | None:
+    """``nbytes`` of zeroed page-locked host memory as a uint8 array, or None when the active backend is not the
+    CUDA runtime or cannot give it (the caller then uses ordinary host memory, which works the same, slower)."""
+    be = backend()
+    if not isinstance(be, CudaBackend) or not nbytes or be.device_count() == 0:
+        return None
+    try:
+        buffer = np.asarray(_PinnedBlock(be, nbytes))
+    except DeviceError:
+        return None
+    buffer.fill(0)
+    return buffer
 
 
 class DeviceMemory:
@@ -528,8 +584,9 @@ class DeviceMemory:
 
 
 def _free_quietly(be: DeviceBackend, ptr: int, device: int) -> None:
+    """Free device memory (``device`` -1: pinned host memory of a CudaBackend), ignoring errors at teardown."""
     try:
-        be.free(ptr, device)
+        be.host_free(ptr) if device < 0 else be.free(ptr, device)  # type: ignore[attr-defined]
     except Exception:  # pragma: no cover - freeing during teardown
         pass
 

@@ -8,6 +8,7 @@ so the output tensors can be preallocated and bound like a ``.mge`` model's. Sym
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import numpy as np
 import onnxruntime as ort
@@ -92,7 +93,7 @@ class OnnxModel:
                                    f"only self-contained ONNX models are loaded (save it with "
                                    f"onnx.save_model(model, path, save_as_external_data=False))")
         self.source = source
-        self.config = config
+        self.config = config = replace(config, cuda_graph=False)  # one session serves every input shape
         initializers = {t.name for t in self.proto.graph.initializer}
         declared = [_spec(v, source) for v in self.proto.graph.input if v.name not in initializers]
         self.input_specs = [TensorSpec(s.name, tuple(1 if d < 0 else d for d in s.shape), s.dtype) for s in declared]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import threading
@@ -20,8 +21,10 @@ from ..graph.ir import DYNAMIC
 from ..graph.passes import optimize
 from ..lower import to_onnx_bytes, to_onnx_external
 from .cache import SAVED_LEVEL, active_cache, cache_key
-from .device import DeviceView
+from .device import DeviceMemory, DeviceView
 
+
+logger = logging.getLogger("megenginelite")
 
 # The most threads a session gets, whatever threads_number or a packed model's info asks for (a file saying
 # "number_threads": 100000 must not make us start 100,000 threads).
@@ -41,11 +44,24 @@ class SessionConfig:
     expose_vars: bool = False
     rewrites: bool = True
     device_id: int = 0  # the GPU of the CUDA / TensorRT providers
+    # Record the whole run once as a CUDA graph and replay it (CUDA provider). Asked for, not promised: a plan
+    # whose outputs have run-time lengths, or whose nodes do not all run on the GPU, is compiled without it.
+    cuda_graph: bool = False
+    # Let cuDNN/cuBLAS round float32 products to TF32 (faster, ~1e-3 relative error); off: float32 results as on CPU
+    tf32: bool = False
 
     def provider_list(self) -> list:
-        """``providers`` as InferenceSession takes them, the GPU ones with their ``device_id`` option."""
-        gpu = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
-        return [(p, {"device_id": str(self.device_id)}) if p in gpu else p for p in self.providers]
+        """``providers`` as InferenceSession takes them, the GPU ones with their options (``device_id``...)."""
+        listed: list = []
+        for p in self.providers:
+            if p == "CUDAExecutionProvider":
+                options = {"device_id": str(self.device_id), "use_tf32": str(int(self.tf32))}
+                listed.append((p, {**options, "enable_cuda_graph": "1"} if self.cuda_graph else options))
+            elif p == "TensorrtExecutionProvider":
+                listed.append((p, {"device_id": str(self.device_id)}))
+            else:
+                listed.append(p)
+        return listed
 
     def session_options(self) -> ort.SessionOptions:
         so = ort.SessionOptions()
@@ -91,6 +107,7 @@ class Plan:
     exposed: list[str]
     keepalive: list = field(default_factory=list, repr=False)  # arrays ONNX Runtime reads in place
     _binding: tuple | None = field(default=None, repr=False)  # (buffer ids/shapes/dtypes, buffers, IOBinding)
+    graph_io: "CudaGraphIO | None" = field(default=None, repr=False)  # set when the session replays a CUDA graph
 
     @cached_property
     def dynamic_outputs(self) -> list[TensorSpec]:
@@ -107,6 +124,9 @@ class Plan:
         buffer: ONNX Runtime allocates it and the array is put into ``outputs``.  Returns the values of the exposed
         intermediate vars (``var<id>`` -> array) when the plan exposes them.
         """
+        if self.graph_io is not None:
+            self.graph_io.run(self.session, feeds, outputs)
+            return {}
         dynamic = self.dynamic_outputs
         buffers = [feeds[spec.name] for spec in self.inputs] + [outputs.get(spec.name) for spec in self.outputs]
         key = [(id(b), b.shape, b.dtype) if b is not None else None for b in buffers]
@@ -144,6 +164,64 @@ class Plan:
             if spec in dynamic:
                 outputs[spec.name] = values[i].numpy()
         return {name: values[len(self.outputs) + i].numpy() for i, name in enumerate(self.exposed)}
+
+
+class CudaGraphIO:
+    """The fixed device buffers a CUDA-graph session reads and writes, and the copies in and out of them.
+
+    A replayed CUDA graph reads its inputs from, and writes its outputs to, the addresses it was recorded with, while
+    a network's tensors may move (``share_memory_with`` a new batch, a new ``set_data_by_share`` array). So every
+    input and output gets one device buffer, bound once; each run copies the inputs in (host to device from the
+    pinned IO tensors, or device to device), replays, and copies the outputs out. The copies are a few
+    microseconds on the GPU; the replay saves a kernel launch per ONNX node.
+    """
+
+    def __init__(self, session: ort.InferenceSession, inputs: list[TensorSpec], outputs: list[TensorSpec],
+                 onnx_outputs: list[str], device_id: int):
+        self.device_id = device_id
+        self.inputs = [(spec.name, DeviceMemory.allocate(_nbytes(spec), device_id)) for spec in inputs]
+        self.outputs = [(spec.name, DeviceMemory.allocate(_nbytes(spec), device_id)) for spec in outputs]
+        self.binding = session.io_binding()
+        for (name, mem), spec in zip(self.inputs, inputs):
+            _bind(self.binding.bind_input, name, DeviceView(mem, 0, spec.shape, spec.dtype.np_dtype))
+        for (_, mem), spec, onnx_name in zip(self.outputs, outputs, onnx_outputs):
+            _bind(self.binding.bind_output, onnx_name, DeviceView(mem, 0, spec.shape, spec.dtype.np_dtype))
+        self._lock = threading.Lock()  # networks sharing weights share this plan and its buffers
+
+    def run(self, session: ort.InferenceSession, feeds: dict, outputs: dict) -> None:
+        with self._lock:
+            for name, mem in self.inputs:
+                _copy(mem, feeds[name], into=True)
+            self._synchronize()  # ONNX Runtime's stream does not wait for the default stream's copies
+            try:
+                session.run_with_iobinding(self.binding)
+            except Exception as exc:  # onnxruntime raises its own exception types
+                raise LiteError(f"inference failed: {exc}") from exc
+            for name, mem in self.outputs:
+                if name in outputs:
+                    _copy(mem, outputs[name], into=False)
+            self._synchronize()
+
+    def _synchronize(self) -> None:
+        for _, mem in self.inputs[:1] or self.outputs[:1]:
+            mem.synchronize()
+
+
+def _nbytes(spec: TensorSpec) -> int:
+    return int(np.prod(spec.shape, dtype=np.int64)) * spec.dtype.np_dtype.itemsize
+
+
+def _copy(staging: DeviceMemory, buffer: np.ndarray | DeviceView, into: bool) -> None:
+    """Copy a host array or device view into (``into``) or out of a staging buffer of the same size."""
+    if isinstance(buffer, DeviceView):
+        if buffer.ptr == staging.ptr():
+            return
+        dst, src = (staging.ptr(), buffer.ptr) if into else (buffer.ptr, staging.ptr())
+        staging.backend.memcpy_d2d(dst, src, buffer.nbytes, staging.device_id)
+    elif into:
+        staging.write(0, buffer.ctypes.data, buffer.nbytes)
+    else:
+        staging.read(0, buffer.ctypes.data, buffer.nbytes)
 
 
 def _bind(bind, name: str, buffer: np.ndarray | DeviceView) -> None:
@@ -221,7 +299,8 @@ class CompiledModel:
             input_dtypes[name] = spec.dtype
         infer_graph(graph, {name: shape for name, shape, _ in key}, input_dtypes)
         if config.rewrites:
-            optimize(graph, pad_channels=not config.expose_vars)
+            # channel padding suits the CPU provider's NCHWc kernels only: on a GPU it would add work
+            optimize(graph, pad_channels=not config.expose_vars and config.providers[0] == "CPUExecutionProvider")
         cache = active_cache() if self._model_bytes is not None and not config.expose_vars else None
         entry = cache_key(self.digest, key, config.optimization, config.rewrites) if cache is not None else None
         onnx_bytes = cache.get(entry) if cache is not None else None
@@ -237,17 +316,41 @@ class CompiledModel:
                 values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a)) for _, a in external]
                 options.add_external_initializers([n for n, _ in external], values)
                 keepalive = [external, values]
+        outputs = [TensorSpec(name, tuple(var.shape), var.dtype) for name, var in graph.outputs]
+        inputs = [TensorSpec(v.name, tuple(v.shape), v.dtype) for v in graph.inputs]
+        if config.cuda_graph and (config.expose_vars or any(DYNAMIC in spec.shape for spec in outputs)):
+            config = replace(config, cuda_graph=False)  # a recorded graph replays fixed shapes into fixed buffers
+        session, graph_io = None, None
+        if config.cuda_graph:
+            session, graph_io = self._cuda_graph_session(onnx_bytes, options, config, inputs, outputs)
+        if session is None:
+            try:
+                session = ort.InferenceSession(onnx_bytes, options,
+                                               providers=replace(config, cuda_graph=False).provider_list())
+            except Exception as exc:
+                raise LiteError(f"{self.source}: ONNX Runtime rejected the lowered model: {exc}") from exc
+        onnx_outputs = [o.name for o in session.get_outputs()]
+        return Plan(graph=graph, session=session, inputs=inputs, outputs=outputs,
+                    onnx_outputs=onnx_outputs[:len(outputs)], compile_seconds=time.perf_counter() - start,
+                    exposed=onnx_outputs[len(outputs):], keepalive=keepalive, graph_io=graph_io)
+
+    def _cuda_graph_session(self, onnx_bytes: bytes, options: ort.SessionOptions, config: SessionConfig,
+                            inputs: list[TensorSpec], outputs: list[TensorSpec]) -> tuple:
+        """A session that replays a CUDA graph, recorded here on zeroed inputs, and its IO buffers; (None, None)
+        when ONNX Runtime cannot record this model (some node runs off the GPU, or an operator synchronizes):
+        the caller then builds an ordinary CUDA session."""
         try:
             session = ort.InferenceSession(onnx_bytes, options, providers=config.provider_list())
-        except Exception as exc:
-            raise LiteError(f"{self.source}: ONNX Runtime rejected the lowered model: {exc}") from exc
-        outputs = [TensorSpec(name, tuple(var.shape), var.dtype) for name, var in graph.outputs]
-        onnx_outputs = [o.name for o in session.get_outputs()]
-        return Plan(graph=graph, session=session,
-                    inputs=[TensorSpec(v.name, tuple(v.shape), v.dtype) for v in graph.inputs],
-                    outputs=outputs, onnx_outputs=onnx_outputs[:len(outputs)],
-                    compile_seconds=time.perf_counter() - start, exposed=onnx_outputs[len(outputs):],
-                    keepalive=keepalive)
+            graph_io = CudaGraphIO(session, inputs, outputs, [o.name for o in session.get_outputs()],
+                                   config.device_id)
+            for _, mem in graph_io.inputs:
+                mem.fill(0, 0, mem.nbytes)
+            for _ in range(2):  # ONNX Runtime runs once plainly (to size its memory), then records and replays
+                session.run_with_iobinding(graph_io.binding)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            logger.info("%s: running without a CUDA graph: %s", self.source, exc)
+            return None, None
+        return session, graph_io
 
     @property
     def digest(self) -> str:
