@@ -14,10 +14,12 @@
 * ``plain ORT IOBinding``: ONNX Runtime on the same ONNX graph, input and output bound to device buffers;
 * ``plain ORT run()``: the same session fed numpy arrays through ``InferenceSession.run`` (host IO);
 * ``ours host IO, TF32``: ours with TF32 convolutions, to show what keeping float32 costs;
+* ``plain ORT run(), default options (TF32)``: ``run()`` as a user gets it: ONNX Runtime allows TF32 by default;
+* ``plain ORT IOBinding, prefer_nhwc``: the CUDA provider's NHWC convolutions (measured, not adopted);
 * ``torchvision eager``: torchvision's model of the same architecture, input on the device, no TF32.
 
 Each runtime is warmed up, then measured in alternating rounds (medians of all forwards); TF32 is off everywhere
-except in its own row. Writes a Markdown table to stdout and the raw figures to --json.
+except in the rows that say so. Writes a Markdown table to stdout and the raw figures to --json.
 """
 
 from __future__ import annotations
@@ -85,15 +87,16 @@ def ours(model: str, batch: int, device_io: bool, graph: bool = True, tf32: bool
     return _timed(device_step if device_io else host_step)
 
 
-def plain_ort(model: str, batch: int, iobinding: bool):
+def plain_ort(model: str, batch: int, iobinding: bool, cuda_options: dict | None = None):
     import onnxruntime as ort
 
     from megenginelite.format import read_model
     from megenginelite.tools.export import lower_model
 
     proto, _ = lower_model(read_model(Path(model).read_bytes(), model), {"data": (batch, 3, 224, 224)})
+    options = {"use_tf32": "0"} if cuda_options is None else cuda_options
     session = ort.InferenceSession(proto.SerializeToString(), providers=[
-        ("CUDAExecutionProvider", {"use_tf32": "0"}), "CPUExecutionProvider"])
+        ("CUDAExecutionProvider", options), "CPUExecutionProvider"])
     image = np.random.RandomState(0).uniform(0, 1, (batch, 3, 224, 224)).astype("float32")
     if not iobinding:
         return _timed(lambda: session.run(None, {"data": image}))
@@ -210,6 +213,10 @@ def main() -> None:
                 "plain ORT IOBinding": lambda: plain_ort(path, batch, iobinding=True),
                 "plain ORT run()": lambda: plain_ort(path, batch, iobinding=False),
                 "ours host IO, TF32": lambda: ours(path, batch, device_io=False, tf32=True),
+                "plain ORT run(), default options (TF32)": lambda: plain_ort(path, batch, iobinding=False,
+                                                                             cuda_options={}),
+                "plain ORT IOBinding, prefer_nhwc": lambda: plain_ort(path, batch, iobinding=True, cuda_options={
+                    "use_tf32": "0", "prefer_nhwc": "1"}),
                 "torchvision eager": lambda: torchvision_eager(name, batch),
             }
             ready = {}

@@ -6,7 +6,8 @@
 #   ../shared/tools/ort-gpu-slim build .ortgpu        # onnxruntime-gpu for CUDA 13, small enough to carry
 #   PY="$(../shared/tools/real-megengine)"; (cd /tmp && "$PY" "$OLDPWD/bench/make_bench_models.py" --periodic)
 #   mkdir -p .gpubench && xz -9 -c bench/models/resnet18_periodic.mge > .gpubench/resnet18_periodic.mge.xz
-# then run `bash bench/gpu_check.sh` on the GPU machine with .ortgpu and .gpubench next to the checkout.
+# then run `bash bench/gpu_check.sh` on the GPU machine with .ortgpu and .gpubench next to the checkout
+# (GPU_CHECK_QUICK=1: the GPU tests and the example only, without the emulated tests and the benchmark).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu-check-out}"
@@ -31,9 +32,12 @@ step() {  # step NAME COMMAND...: run, log to $OUT/NAME.log, remember a failure,
   python3 -c 'import onnxruntime as o, numpy; print("onnxruntime", o.__version__, o.get_available_providers(), "numpy", numpy.__version__)'
 } 2>&1 | tee "$OUT/machine.log"
 
-step tests python3 -m pytest -q -p no:cacheprovider $(python3 -c "import pytest_timeout" 2>/dev/null && echo --timeout=180) \
-  tests/test_gpu.py tests/test_device.py tests/test_examples.py \
-  -rfEx --junitxml="$OUT/tests.xml"
+# Three processes, so that a fault that breaks the CUDA context in one group cannot fail the others.
+pytest=(python3 -m pytest -q -p no:cacheprovider -rfEx $(python3 -c "import pytest_timeout" 2>/dev/null && echo --timeout=180))
+step tests_host_io "${pytest[@]}" tests/test_gpu.py -k host_io --junitxml="$OUT/host_io.xml"
+step tests_device_inputs "${pytest[@]}" tests/test_gpu.py -k device_inputs --junitxml="$OUT/device_inputs.xml"
+step tests_gpu_api "${pytest[@]}" tests/test_gpu.py -k "not host_io and not device_inputs" --junitxml="$OUT/gpu_api.xml"
+[ "${GPU_CHECK_QUICK:-0}" = 1 ] || step tests_emulated "${pytest[@]}" tests/test_device.py tests/test_examples.py
 step example_cuda python3 examples/batch_inference.py tests/fixtures/shufflenet_v2.mge --device cuda
 step example_cpu python3 examples/batch_inference.py tests/fixtures/shufflenet_v2.mge --device cpu
 echo "=== the quick start's CUDA program, CPU vs CUDA:"
@@ -43,5 +47,5 @@ models=(shufflenet_v2=tests/fixtures/shufflenet_v2.mge)
 if [ -f .gpubench/resnet18_periodic.mge.xz ]; then
   xz -dc .gpubench/resnet18_periodic.mge.xz > /tmp/resnet18_periodic.mge && models+=(resnet18=/tmp/resnet18_periodic.mge)
 fi
-step bench python3 bench/bench_gpu.py "${models[@]}" --batch 1,16 --accuracy --json "$OUT/bench.json"
+[ "${GPU_CHECK_QUICK:-0}" = 1 ] || step bench python3 bench/bench_gpu.py "${models[@]}" --batch 1,16 --accuracy --json "$OUT/bench.json"
 exit $status

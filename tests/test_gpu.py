@@ -9,6 +9,7 @@ CPU kernels; TF32 is off (``SessionConfig.tf32``), so no product is rounded to 1
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import threading
 
@@ -39,11 +40,15 @@ pytestmark = pytest.mark.skipif(not _gpu_available(), reason="needs a CUDA devic
 
 @pytest.fixture(autouse=True)
 def real_cuda():
-    """The real CUDA backend, whatever MEGENGINELITE_EMULATE_CUDA says."""
+    """The real CUDA backend, whatever MEGENGINELITE_EMULATE_CUDA says; after the test, once its objects are freed,
+    the device must be healthy (a kernel's illegal access is reported by the next call, which may be another
+    test's: this pins it to the test that caused it)."""
     backend = CudaBackend()
     previous = use_backend(backend)
     yield backend
     use_backend(previous)
+    gc.collect()
+    backend.synchronize()
 
 
 def cuda_network(*device_inputs: str, device_outputs: tuple[str, ...] = ()) -> LiteNetwork:
@@ -221,11 +226,25 @@ def test_cuda_graph_gives_the_same_outputs_as_plain_cuda(monkeypatch):
                                rtol=RTOL, atol=1e-6)
 
 
-def test_outputs_of_run_time_length_run_without_a_graph():
-    entry = BY_NAME["op_cond_take"]
+@pytest.mark.parametrize("name", ["op_cond_take", "op_matinv"])
+def test_outputs_of_run_time_length_and_unsafe_nodes_run_without_a_graph(name):
+    """CondTake: a run-time length; MatrixInverse: a kernel that faults when replayed (GRAPH_SAFE_NODES)."""
     network = cuda_network()
-    check_fixture(entry, network)
+    check_fixture(BY_NAME[name], network)
     assert network._plan.graph_io is None
+    assert "CUDAExecutionProvider" in network._plan.session.get_providers()
+
+
+def test_host_inputs_are_read_at_every_forward_without_a_graph(monkeypatch):
+    """Binding a host array to a GPU session copies it at once: the binding of the last forward must not be
+    reused (it was, and the second forward replayed the first one's input)."""
+    monkeypatch.setenv("MEGENGINELITE_CUDA_GRAPH", "0")
+    ref = reference(BY_NAME["shufflenet_v2_b4"])
+    network = cuda_network()
+    network.load(model_path(SHUFFLE))
+    for row in (0, 1, 2, 1):
+        out = forward(network, {"data": ref["input:data"][row:row + 1]})["Softmax"]
+        np.testing.assert_allclose(out, ref["output:Softmax"][row:row + 1], rtol=RTOL, atol=1e-6)
 
 
 def test_networks_sharing_weights_run_from_threads():

@@ -23,12 +23,13 @@ def to_onnx_bytes(graph: Graph, name: str = "megengine", expose_vars: bool = Fal
 
 
 def to_onnx_external(graph: Graph, expose_vars: bool = False,
-                     min_bytes: int = 1024) -> tuple[bytes, list[tuple[str, "np.ndarray"]]]:
+                     min_bytes: int = 1024) -> tuple[bytes, list[tuple[str, "np.ndarray"]], frozenset[str]]:
     """Like ``to_onnx_bytes``, but initializers of ``min_bytes`` or more are returned beside the model instead of
-    inside it, for ``SessionOptions.add_external_initializers`` (ONNX Runtime then uses them without a copy)."""
+    inside it, for ``SessionOptions.add_external_initializers`` (ONNX Runtime then uses them without a copy).
+    Also returns the node types the model uses (``domain:op_type``, domain empty for standard ONNX)."""
     builder = Builder(graph)
     data = builder.build("megengine", expose_vars, external_min_bytes=min_bytes)
-    return data, builder.external
+    return data, builder.external, frozenset(f"{n.domain}:{n.op_type}" for n in builder.nodes)
 
 
 def to_onnx(graph: Graph, name: str = "megengine", expose_vars: bool = False) -> "onnx.ModelProto":

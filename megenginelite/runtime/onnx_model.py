@@ -17,7 +17,7 @@ from ..errors import InvalidInputError, LiteError, ModelFormatError
 from ..format import looks_like_onnx
 from ..format.dtypes import from_numpy
 from ..graph.ir import DYNAMIC
-from .session import Plan, SessionConfig, TensorSpec
+from .session import Plan, SessionConfig, TensorSpec, check_providers
 
 
 def _spec(value_info, source: str) -> TensorSpec:
@@ -102,6 +102,7 @@ class OnnxModel:
             self.session = ort.InferenceSession(data, config.session_options(), providers=config.provider_list())
         except Exception as exc:
             raise LiteError(f"{source}: ONNX Runtime rejected the model: {exc}") from exc
+        check_providers(self.session, config, source)
         self._plans: dict[tuple, Plan] = {}
         self._lock = threading.Lock()
 

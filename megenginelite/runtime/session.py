@@ -110,6 +110,11 @@ class Plan:
     graph_io: "CudaGraphIO | None" = field(default=None, repr=False)  # set when the session replays a CUDA graph
 
     @cached_property
+    def on_cpu(self) -> bool:
+        """Whether the session runs on ONNX Runtime's CPU provider (binding host arrays there copies nothing)."""
+        return self.session.get_providers()[0] == "CPUExecutionProvider"
+
+    @cached_property
     def dynamic_outputs(self) -> list[TensorSpec]:
         """The outputs whose length is known only at run time (no buffer of theirs is bound)."""
         return [spec for spec in self.outputs if DYNAMIC in spec.shape]
@@ -129,11 +134,16 @@ class Plan:
             return {}
         dynamic = self.dynamic_outputs
         buffers = [feeds[spec.name] for spec in self.inputs] + [outputs.get(spec.name) for spec in self.outputs]
-        key = [(id(b), b.shape, b.dtype) if b is not None else None for b in buffers]
+        # a host array by identity (a tensor hands out the same view while its memory stays), device memory by
+        # address (a new DeviceView each forward, the same pointer)
+        key = [None if b is None else (b.ptr if isinstance(b, DeviceView) else id(b), b.shape, b.dtype)
+               for b in buffers]
         cached = self._binding
-        if cached is not None and cached[0] == key and not self.exposed and not dynamic:
+        if (cached is not None and cached[0] == key and not self.exposed and not dynamic
+                and (self.on_cpu or all(isinstance(feeds[spec.name], DeviceView) for spec in self.inputs))):
             binding = cached[2]  # the same buffers as last time: bound already (outputs ONNX Runtime allocates
-            # would stay bound at their first run's size)
+            # would stay bound at their first run's size). Not on a GPU session fed host arrays: binding a host
+            # input there copies it to the device at once, so a reused binding would replay the old values.
         else:
             binding = self.session.io_binding()
             for spec, buffer in zip(self.inputs, buffers):
@@ -164,6 +174,34 @@ class Plan:
             if spec in dynamic:
                 outputs[spec.name] = values[i].numpy()
         return {name: values[len(self.outputs) + i].numpy() for i, name in enumerate(self.exposed)}
+
+
+# ONNX node types whose CUDA kernels replay correctly from a recorded CUDA graph: their launches depend only on
+# shapes, and they stage nothing through host memory during a run. Not in the list, for instance: com.microsoft
+# Inverse (cuBLAS batched calls with pointer arrays copied from a temporary host buffer: a replay reads freed
+# memory and the kernel faults; seen on an H200, which then needs a new process), NonMaxSuppression, NonZero,
+# Compress, TopK (results sized or copied through the host). A model with any other node runs without a graph.
+GRAPH_SAFE_NODES = frozenset(f":{t}" for t in (
+    "Abs", "Acos", "Acosh", "Add", "And", "Asin", "Asinh", "Atan", "Atanh", "BitShift", "Cosh", "IsInf", "IsNaN", "LRN",
+    "Sinh", "Tan", "ArgMax", "ArgMin", "AveragePool", "BatchNormalization", "Cast", "Ceil", "Clip", "Concat",
+    "Conv", "ConvTranspose", "Cos", "Div", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Floor",
+    "Gather", "GatherElements", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Greater", "GreaterOrEqual",
+    "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LayerNormalization", "LeakyRelu", "Less",
+    "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mod", "Mul", "Neg", "Not", "Or",
+    "Pad", "Pow", "PRelu", "Reciprocal", "ReduceL2", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd",
+    "ReduceSum", "ReduceSumSquare", "Relu", "Reshape", "Resize", "Round", "Selu", "Sigmoid", "Sign", "Sin",
+    "Slice", "Softmax", "Softplus", "Split", "Sqrt", "Squeeze", "Sub", "Sum", "Tanh", "Tile", "Transpose",
+    "Unsqueeze", "Where", "Xor"))
+
+
+def check_providers(session: ort.InferenceSession, config: SessionConfig, source: str) -> None:
+    """DeviceError unless the session runs on the first provider asked for. When a GPU provider fails to start (a
+    broken driver, a device in an error state), ONNX Runtime's Python wrapper retries on the CPU by itself, printing
+    to stdout: a LITE_CUDA network must not run on the CPU unnoticed."""
+    wanted = config.providers[0]
+    if wanted not in session.get_providers():
+        raise DeviceError(f"{source}: ONNX Runtime could not start {wanted} (it fell back to "
+                          f"{session.get_providers()}); see its message above")
 
 
 class CudaGraphIO:
@@ -306,19 +344,21 @@ class CompiledModel:
         onnx_bytes = cache.get(entry) if cache is not None else None
         options = config.session_options()
         keepalive: list = []
+        node_types: frozenset[str] | None = None  # unknown for a cached model
         if onnx_bytes is None and cache is not None:
             onnx_bytes = self._optimized(to_onnx_bytes(graph, expose_vars=config.expose_vars), config)
             cache.put(entry, onnx_bytes)
         elif onnx_bytes is None:
             # Weights stay in our arrays (mostly views on the file's bytes): ONNX Runtime uses them in place.
-            onnx_bytes, external = to_onnx_external(graph, expose_vars=config.expose_vars)
+            onnx_bytes, external, node_types = to_onnx_external(graph, expose_vars=config.expose_vars)
             if external:
                 values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a)) for _, a in external]
                 options.add_external_initializers([n for n, _ in external], values)
                 keepalive = [external, values]
         outputs = [TensorSpec(name, tuple(var.shape), var.dtype) for name, var in graph.outputs]
         inputs = [TensorSpec(v.name, tuple(v.shape), v.dtype) for v in graph.inputs]
-        if config.cuda_graph and (config.expose_vars or any(DYNAMIC in spec.shape for spec in outputs)):
+        if config.cuda_graph and (config.expose_vars or any(DYNAMIC in spec.shape for spec in outputs)
+                                  or node_types is None or not node_types <= GRAPH_SAFE_NODES):
             config = replace(config, cuda_graph=False)  # a recorded graph replays fixed shapes into fixed buffers
         session, graph_io = None, None
         if config.cuda_graph:
@@ -329,6 +369,7 @@ class CompiledModel:
                                                providers=replace(config, cuda_graph=False).provider_list())
             except Exception as exc:
                 raise LiteError(f"{self.source}: ONNX Runtime rejected the lowered model: {exc}") from exc
+        check_providers(session, config, self.source)
         onnx_outputs = [o.name for o in session.get_outputs()]
         return Plan(graph=graph, session=session, inputs=inputs, outputs=outputs,
                     onnx_outputs=onnx_outputs[:len(outputs)], compile_seconds=time.perf_counter() - start,
