@@ -14,25 +14,20 @@ import logging
 import threading
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 
-from conftest import BY_NAME, MANIFEST, model_path, reference, unordered_rows
+from conftest import BY_NAME, model_path, reference, unordered_rows
 from megenginelite import *  # noqa: F401,F403  (as user code does)
 from megenginelite.errors import DeviceError
 from megenginelite.runtime.device import CudaBackend, DeviceMemory, tensorrt_unavailable_reason, use_backend
-from test_device import quick_start_program
-from test_models import UNSUPPORTED
+from test_device import _gpu_available, quick_start_program
+from test_models import _params, run_network as forward
 
 CUDA = LiteDeviceType.LITE_CUDA
 CPU = LiteDeviceType.LITE_CPU
 SHUFFLE = BY_NAME["shufflenet_v2"]
 SMALL = BY_NAME["resnet18_small"]
 RTOL, ATOL = 1e-3, 1e-4
-
-
-def _gpu_available() -> bool:
-    return CudaBackend().device_count() > 0 and "CUDAExecutionProvider" in ort.get_available_providers()
 
 
 pytestmark = pytest.mark.skipif(not _gpu_available(), reason="needs a CUDA device and onnxruntime-gpu")
@@ -57,14 +52,6 @@ def cuda_network(*device_inputs: str, device_outputs: tuple[str, ...] = ()) -> L
     return LiteNetwork(LiteConfig(device_type=CUDA), io)
 
 
-def forward(network: LiteNetwork, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    for name, value in feeds.items():
-        network.get_io_tensor(name).set_data_by_copy(value)
-    network.forward()
-    network.wait()
-    return {name: network.get_io_tensor(name).to_numpy() for name in network.get_all_output_name()}
-
-
 def assert_close(entry: dict, got: np.ndarray, want: np.ndarray, what: str) -> None:
     assert got.shape == want.shape and got.dtype == want.dtype, (what, got.shape, want.shape, got.dtype, want.dtype)
     if np.issubdtype(want.dtype, np.floating):
@@ -74,16 +61,9 @@ def assert_close(entry: dict, got: np.ndarray, want: np.ndarray, what: str) -> N
         np.testing.assert_array_equal(got, want, err_msg=f"{entry['name']}:{what}")
 
 
-def _fixture_params(models_only: bool):
-    for entry in MANIFEST:
-        if models_only and entry["category"] != "model":
-            continue
-        marks = ()
-        if "KNOWN BAD REFERENCE" in entry["note"]:
-            marks = pytest.mark.xfail(reason="the recorded reference is a real-library bug (see the fixture note)")
-        elif entry["name"] in UNSUPPORTED:
-            marks = pytest.mark.xfail(strict=True, reason=UNSUPPORTED[entry["name"]])
-        yield pytest.param(entry, id=entry["name"], marks=marks)
+def _fixture_params(models_only: bool) -> list:
+    """test_models' parameters (with its expected failures), or only the whole-model fixtures."""
+    return [p for p in _params() if not models_only or p.values[0]["category"] == "model"]
 
 
 def check_fixture(entry: dict, network: LiteNetwork) -> None:
@@ -97,12 +77,12 @@ def check_fixture(entry: dict, network: LiteNetwork) -> None:
         assert_close(entry, got, want, name)
 
 
-@pytest.mark.parametrize("entry", list(_fixture_params(models_only=False)))
+@pytest.mark.parametrize("entry", _fixture_params(models_only=False))
 def test_fixture_on_the_gpu_with_host_io(entry):
     check_fixture(entry, cuda_network())
 
 
-@pytest.mark.parametrize("entry", list(_fixture_params(models_only=True)))
+@pytest.mark.parametrize("entry", _fixture_params(models_only=True))
 def test_model_on_the_gpu_with_device_inputs(entry):
     check_fixture(entry, cuda_network(*entry["inputs"]))
 
