@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 import numpy as np
 
-from ..errors import LiteMemoryError, UnsupportedOperatorError
+from ..errors import LiteError, LiteMemoryError, UnsupportedOperatorError
 from ..format.dtypes import is_bfloat16
 from ..graph.infer import MALFORMED, fail
 from ..graph.ir import Graph, Op, Var, live_ops
@@ -33,6 +34,27 @@ def lowering(*kinds: str, modes=None):
                 SUPPORTED_MODES[k] = [str(m) for m in modes]
         return fn
     return register
+
+
+# Node names are "<opr type>#<opr index>:<output var>/<ONNX op>_<n>" (Builder.lower): a message of ONNX Runtime
+# ("in node (X)") or of onnx's checker ("node name: X") naming a node names the operator whose lowering emitted it.
+_NODE_OWNER = re.compile(r"node(?: name:)? \(?\w+#(\d+):")
+
+
+def rejection_error(graph: Graph, source: str, exc: Exception) -> Exception:
+    """What to raise when ONNX Runtime (or onnx's checker) refuses a lowered model: an ``UnsupportedOperatorError`` naming the
+    MegBrain operator whose lowering produced the rejected node, or (no node named) a ``LiteError`` that says it
+    is an internal error."""
+    message = " ".join(str(exc).split())
+    found = _NODE_OWNER.search(message)
+    if found is not None:
+        index = int(found.group(1))
+        op = next((o for o in graph.ops if o.index == index), None)
+        if op is not None:
+            return UnsupportedOperatorError(f"{source}: unsupported operator {op.describe()}: its lowering was "
+                                            f"rejected ({op.kind} on {[str(v.dtype) for v in op.inputs]}): "
+                                            f"{message}")
+    return LiteError(f"{source}: internal error: the lowered model was rejected: {message}")
 
 
 def onnx_type(dtype: np.dtype) -> int:

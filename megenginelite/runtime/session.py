@@ -19,6 +19,7 @@ from ..graph import Graph, build_graph, infer_graph
 from ..graph.ir import DYNAMIC
 from ..graph.passes import optimize
 from ..lower import to_onnx_bytes, to_onnx_external
+from ..lower.builder import rejection_error
 from .cache import SAVED_LEVEL, active_cache, cache_key
 from .device import DeviceView
 
@@ -227,20 +228,22 @@ class CompiledModel:
         onnx_bytes = cache.get(entry) if cache is not None else None
         options = config.session_options()
         keepalive: list = []
-        if onnx_bytes is None and cache is not None:
-            onnx_bytes = self._optimized(to_onnx_bytes(graph, expose_vars=config.expose_vars), config)
-            cache.put(entry, onnx_bytes)
-        elif onnx_bytes is None:
-            # Weights stay in our arrays (mostly views on the file's bytes): ONNX Runtime uses them in place.
-            onnx_bytes, external = to_onnx_external(graph, expose_vars=config.expose_vars)
-            if external:
-                values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a)) for _, a in external]
-                options.add_external_initializers([n for n, _ in external], values)
-                keepalive = [external, values]
-        try:
+        try:  # onnxruntime raises its own exception types
+            if onnx_bytes is None and cache is not None:
+                onnx_bytes = self._optimized(to_onnx_bytes(graph, expose_vars=config.expose_vars), config)
+                cache.put(entry, onnx_bytes)
+            elif onnx_bytes is None:
+                # Weights stay in our arrays (mostly views on the file's bytes): ONNX Runtime uses them in place.
+                onnx_bytes, external = to_onnx_external(graph, expose_vars=config.expose_vars)
+                if external:
+                    values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a)) for _, a in external]
+                    options.add_external_initializers([n for n, _ in external], values)
+                    keepalive = [external, values]
             session = ort.InferenceSession(onnx_bytes, options, providers=config.provider_list())
+        except LiteError:
+            raise
         except Exception as exc:
-            raise LiteError(f"{self.source}: ONNX Runtime rejected the lowered model: {exc}") from exc
+            raise rejection_error(graph, self.source, exc) from exc
         outputs = [TensorSpec(name, tuple(var.shape), var.dtype) for name, var in graph.outputs]
         onnx_outputs = [o.name for o in session.get_outputs()]
         return Plan(graph=graph, session=session,
