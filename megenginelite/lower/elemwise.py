@@ -332,23 +332,32 @@ MULTI_EMITTERS = {
 }
 
 
-def dequantize(b: Builder, value: str, dtype: DType) -> str:
-    """A value as float32: (q - zero_point) * scale for quantized dtypes, a plain cast otherwise."""
-    value = b.cast(value, np.float32) if dtype.np_dtype != np.float32 else value
-    if not dtype.quantized:
-        return value
-    if dtype.zero_point:
-        value = b.node("Sub", [value, _c(b, dtype.zero_point, np.float32)])
-    return b.node("Mul", [value, _c(b, dtype.scale, np.float32)])
+def to_units(b: Builder, value: str, dtype: DType) -> str:
+    """A quantized value as float32 integers less the zero point: its real value in units of its scale (exact)."""
+    value = b.cast(value, np.float32)
+    return b.node("Sub", [value, _c(b, dtype.zero_point, np.float32)]) if dtype.zero_point else value
 
 
-def quantize(b: Builder, value: str, dtype: DType) -> str:
-    """A float32 value in a quantized dtype: round(x / scale) half away from zero, + zero_point, saturated."""
-    value = _round(b, b.node("Div", [value, _c(b, dtype.scale, np.float32)]), np.float32)
+def from_units(b: Builder, value: str, dtype: DType) -> str:
+    """float32 units of ``dtype``'s scale stored as ``dtype``: rounded half away from zero (MegDNN), plus the zero
+    point, saturated."""
+    value = _round(b, value, np.float32)
     if dtype.zero_point:
         value = b.node("Add", [value, _c(b, dtype.zero_point, np.float32)])
     info = np.iinfo(dtype.np_dtype)
     return b.cast(b.node("Clip", [value, _c(b, info.min, np.float32), _c(b, info.max, np.float32)]), dtype.np_dtype)
+
+
+def dequantize(b: Builder, value: str, dtype: DType) -> str:
+    """A value as float32: (q - zero_point) * scale for quantized dtypes, a plain cast otherwise."""
+    if not dtype.quantized:
+        return b.cast(value, np.float32) if dtype.np_dtype != np.float32 else value
+    return b.node("Mul", [to_units(b, value, dtype), _c(b, dtype.scale, np.float32)])
+
+
+def quantize(b: Builder, value: str, dtype: DType) -> str:
+    """A float32 value in a quantized dtype: round(x / scale) half away from zero, + zero_point, saturated."""
+    return from_units(b, b.node("Div", [value, _c(b, dtype.scale, np.float32)]), dtype)
 
 
 @lowering("ElemwiseMultiType", modes=list(MULTI_EMITTERS) + [f"Q{name}" for name in QUANTIZED_MODES.values()])

@@ -11,7 +11,7 @@ from ..graph.infer_nn import (adaptive_pooling_geometry, conv_geometry, conv_inp
 from ..graph.ir import Op
 from ..graph.quant import dequantize as dequantize_array
 from .builder import Builder, lowering
-from .elemwise import dequantize, quantize
+from .elemwise import dequantize, from_units, quantize, to_units
 
 NONLINEARITIES = {0: None, 1: "Relu", 2: "Sigmoid", 3: "HardSwish"}
 CONV_MODES = ["CROSS_CORRELATION", "CONVOLUTION", "DENSE", "GROUP"] + [f"format {name}" for name, _ in LAYOUTS.values()]
@@ -131,7 +131,8 @@ POOL_MODES = {0: ("MaxPool", {}), 1: ("AveragePool", {"count_include_pad": 1}),
 
 @lowering("Pooling", modes=POOL_NAMES + [f"format {name}" for name, _ in LAYOUTS.values()])
 def lower_pooling(b: Builder, op: Op) -> list[str]:
-    """MAX / AVERAGE (padding counted or not) pooling with floor output size, NCHW or blocked layouts."""
+    """MAX / AVERAGE (padding counted or not) pooling with floor output size, NCHW or blocked layouts; quantized
+    inputs are pooled in units of their scale (the output has the input's dtype) and rounded like MegDNN."""
     p = op.params
     mode = p.get("mode", 0)
     if mode not in POOL_MODES:
@@ -141,10 +142,13 @@ def lower_pooling(b: Builder, op: Op) -> list[str]:
     x = nchw_shape(op.inputs[0].shape, layout)
     value = to_nchw(b, b.inp(op, 0), op.inputs[0].shape, layout)
     kernel, pads, strides = [p["window_h"], p["window_w"]], [p["pad_h"], p["pad_w"]], [p["stride_h"], p["stride_w"]]
+    dtype = op.inputs[0].dtype
+    value = to_units(b, value, dtype) if dtype.quantized else value
     if kernel == list(x[2:]) and pads == [0, 0]:
         out = b.node("GlobalMaxPool" if mode == 0 else "GlobalAveragePool", [value])
     else:
         out = b.node(onnx_op, [value], kernel_shape=kernel, pads=pads * 2, strides=strides, **extra)
+    out = from_units(b, out, dtype) if dtype.quantized else out
     return [from_nchw(b, out, op.outputs[0].shape, layout)]
 
 
@@ -155,10 +159,14 @@ def lower_adaptive_pooling(b: Builder, op: Op) -> list[str]:
     if mode not in POOL_MODES:
         raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: AdaptivePooling mode {mode}")
     out, windows, strides = adaptive_pooling_geometry(op)
+    dtype = op.inputs[0].dtype
+    value = to_units(b, b.inp(op, 0), dtype) if dtype.quantized else b.inp(op, 0)
     if out == [1, 1]:
-        return [b.node("GlobalMaxPool" if mode == 0 else "GlobalAveragePool", [b.inp(op, 0)])]
-    onnx_op, extra = POOL_MODES[mode]
-    return [b.node(onnx_op, [b.inp(op, 0)], kernel_shape=windows, strides=strides, **extra)]
+        value = b.node("GlobalMaxPool" if mode == 0 else "GlobalAveragePool", [value])
+    else:
+        onnx_op, extra = POOL_MODES[mode]
+        value = b.node(onnx_op, [value], kernel_shape=windows, strides=strides, **extra)
+    return [from_units(b, value, dtype) if dtype.quantized else value]
 
 
 def _transposed(b: Builder, op: Op, i: int, flag: bool, perm) -> str:
@@ -170,7 +178,22 @@ def _transposed(b: Builder, op: Op, i: int, flag: bool, perm) -> str:
     return b.node("Transpose", [b.name(var)], perm=perm)
 
 
-@lowering("MatrixMul")
+def _matmul(b: Builder, op: Op, a: str, c: str) -> str:
+    """a @ c; quantized operands multiply in ONNX Runtime's integer kernel (MatMulInteger: exact int32
+    accumulators, zero points subtracted), requantized when the output dtype is not the accumulator's."""
+    x_dt, y_dt, out_dt = op.inputs[0].dtype, op.inputs[1].dtype, op.outputs[0].dtype
+    if not x_dt.quantized:
+        return b.node("MatMul", [a, c])
+    zero_points = [b.const(np.asarray(dt.zero_point or 0, dt.np_dtype), "zp") for dt in (x_dt, y_dt)]
+    acc = b.node("MatMulInteger", [a, c] + zero_points)
+    unit = np.float32(x_dt.scale) * np.float32(y_dt.scale)
+    if out_dt.name == "QuantizedS32" and np.isclose(out_dt.scale, unit, rtol=1e-6, atol=0):
+        return acc
+    real = b.node("Mul", [b.cast(acc, np.float32), b.const(unit)])
+    return quantize(b, real, out_dt) if out_dt.quantized else b.cast(real, out_dt.np_dtype)
+
+
+@lowering("MatrixMul", modes=["float", "quantized (QuantizedS8 / Quantized8Asymm -> QuantizedS32)"])
 def lower_matrix_mul(b: Builder, op: Op) -> list[str]:
     """2-D A @ B with optional transposes of A and B."""
     if op.params.get("format", 0) != 0:
@@ -178,14 +201,14 @@ def lower_matrix_mul(b: Builder, op: Op) -> list[str]:
     ta, tb = op.params.get("transposeA", False), op.params.get("transposeB", False)
     if np.issubdtype(op.inputs[0].dtype.np_dtype, np.floating):
         return [b.node("Gemm", [b.inp(op, 0), b.inp(op, 1)], transA=int(ta), transB=int(tb))]
-    return [b.node("MatMul", [_transposed(b, op, 0, ta, [1, 0]), _transposed(b, op, 1, tb, [1, 0])])]
+    return [_matmul(b, op, _transposed(b, op, 0, ta, [1, 0]), _transposed(b, op, 1, tb, [1, 0]))]
 
 
-@lowering("BatchedMatrixMul")
+@lowering("BatchedMatrixMul", modes=["float", "quantized (QuantizedS8 / Quantized8Asymm -> QuantizedS32)"])
 def lower_batched_matrix_mul(b: Builder, op: Op) -> list[str]:
     """3-D batched (B,M,K) @ (B,K,N) with optional transposes of the last two axes."""
     ta, tb = op.params.get("transposeA", False), op.params.get("transposeB", False)
-    return [b.node("MatMul", [_transposed(b, op, 0, ta, [0, 2, 1]), _transposed(b, op, 1, tb, [0, 2, 1])])]
+    return [_matmul(b, op, _transposed(b, op, 0, ta, [0, 2, 1]), _transposed(b, op, 1, tb, [0, 2, 1]))]
 
 
 @lowering("Softmax")
@@ -235,9 +258,10 @@ def lower_arg_reduce(b: Builder, op: Op) -> list[str]:
     return [b.cast(idx, np.int32)]
 
 
-@lowering("ConvolutionBackwardData")
+@lowering("ConvolutionBackwardData", modes=["float", "quantized (QuantizedS8 / Quantized8Asymm)"])
 def lower_deconvolution(b: Builder, op: Op) -> list[str]:
-    """Transposed 2-D convolution; inputs are (filter, src), the filter first."""
+    """Transposed 2-D convolution; inputs are (filter, src), the filter first; quantized inputs accumulate in
+    integers and are quantized to the output dtype."""
     groups, _, kernel, pads, strides, dilations = deconv_geometry(op)
     w_var = op.inputs[0]
     if not w_var.is_const:
@@ -247,11 +271,20 @@ def lower_deconvolution(b: Builder, op: Op) -> list[str]:
         w = w.reshape((w.shape[0] * w.shape[1],) + w.shape[2:])
     if op.params.get("mode", 0) == 1:
         w = w[..., ::-1, ::-1]
+    x_dtype, out_dtype = op.inputs[1].dtype, op.outputs[0].dtype
+    x = b.inp(op, 1)
+    if x_dtype.quantized:  # integers less zero points; the result is in units of x_scale * w_scale
+        w = w.astype(np.float32) - np.float32(w_var.dtype.zero_point or 0)
+        x = to_units(b, x, x_dtype)
     x_shape, out_shape = op.inputs[1].shape, op.outputs[0].shape
     natural = [(size - 1) * s - 2 * p + d * (k - 1) + 1
                for size, k, p, s, d in zip(x_shape[2:], kernel, pads, strides, dilations)]
     extra = [o - n for o, n in zip(out_shape[2:], natural)]
     if min(extra) < 0:
         raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: output shape smaller than natural")
-    return [b.node("ConvTranspose", [b.inp(op, 1), b.const(np.ascontiguousarray(w), "weight")], group=groups,
-                   kernel_shape=kernel, pads=pads * 2, strides=strides, dilations=dilations, output_padding=extra)]
+    out = b.node("ConvTranspose", [x, b.const(np.ascontiguousarray(w), "weight")], group=groups,
+                 kernel_shape=kernel, pads=pads * 2, strides=strides, dilations=dilations, output_padding=extra)
+    if not x_dtype.quantized:
+        return [out]
+    out = b.node("Mul", [out, b.const(np.float32(x_dtype.scale) * np.float32(w_var.dtype.scale))])
+    return [quantize(b, out, out_dtype) if out_dtype.quantized else b.cast(out, out_dtype.np_dtype)]
