@@ -1683,6 +1683,150 @@ def _register_quantized():
 _register_quantized()
 
 
+# Whole quantized networks, re-implemented after MegEngine/Models official/quantization/models (resnet.py,
+# shufflenet.py, mobilenet_v2.py): the same quantizable structure (QuantStub, ConvBn(Relu)2d, Elemwise adds,
+# avg_pool2d over the last feature map, DequantStub, then a float classifier); widths and input size are
+# parameters so the fixtures stay small and the benchmark can build the full-size ones.
+
+
+class QBasicBlock(M.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv_bn_relu1 = M.ConvBnRelu2d(cin, cout, 3, stride, 1, bias=False)
+        self.conv_bn2 = M.ConvBn2d(cout, cout, 3, 1, 1, bias=False)
+        self.downsample = M.Identity() if cin == cout and stride == 1 else M.ConvBn2d(cin, cout, 1, stride,
+                                                                                        bias=False)
+        self.add = M.Elemwise("FUSE_ADD_RELU")
+
+    def forward(self, x):
+        return self.add(self.conv_bn2(self.conv_bn_relu1(x)), self.downsample(x))
+
+
+class QResNet18(M.Module):
+    def __init__(self, widths=(64, 128, 256, 512), num_classes=1000, pool=7):
+        super().__init__()
+        self.quant, self.dequant, self.pool = M.QuantStub(), M.DequantStub(), pool
+        self.conv_bn_relu1 = M.ConvBnRelu2d(3, widths[0], 7, 2, 3, bias=False)
+        self.maxpool = M.MaxPool2d(3, 2, 1)
+        layers, cin = [], widths[0]
+        for i, w in enumerate(widths):
+            layers += [QBasicBlock(cin, w, 1 if i == 0 else 2), QBasicBlock(w, w, 1)]
+            cin = w
+        self.layers = M.Sequential(*layers)
+        self.fc = M.Linear(cin, num_classes)
+        self.fc.disable_quantize()
+
+    def forward(self, x):
+        x = self.layers(self.maxpool(self.conv_bn_relu1(self.quant(x))))
+        return self.fc(self.dequant(F.flatten(F.avg_pool2d(x, self.pool), 1)))
+
+
+class QShuffleV1Block(M.Module):
+    def __init__(self, cin, cout, group, first_group, mid, stride):
+        super().__init__()
+        self.stride, self.group = stride, group
+        self.branch_main_1 = M.Sequential(
+            M.ConvBnRelu2d(cin, mid, 1, 1, 0, groups=1 if first_group else group, bias=False),
+            M.ConvBn2d(mid, mid, 3, stride, 1, groups=mid, bias=False))
+        self.branch_main_2 = M.ConvBn2d(mid, cout, 1, 1, 0, groups=group, bias=False)
+        self.add = M.Elemwise("FUSE_ADD_RELU")
+        if stride == 2:
+            self.branch_proj = M.ConvBn2d(cin, cout, 1, 2, 0, bias=False)
+
+    def forward(self, x):
+        y = self.branch_main_1(x)
+        if self.group > 1:
+            n, c, h, w = y.shape
+            y = F.transpose(y.reshape(n, c // self.group, self.group, h, w), (0, 2, 1, 3, 4)).reshape(n, c, h, w)
+        y = self.branch_main_2(y)
+        return self.add(y, x) if self.stride == 1 else self.add(self.branch_proj(x), y)
+
+
+class QShuffleNetV1(M.Module):
+    def __init__(self, channels=(24, 240, 480, 960), group=3, repeats=(4, 8, 4), num_classes=1000, pool=7):
+        super().__init__()
+        self.quant, self.dequant, self.pool = M.QuantStub(), M.DequantStub(), pool
+        self.first_conv = M.ConvBnRelu2d(3, channels[0], 3, 2, 1, bias=False)
+        self.maxpool = M.MaxPool2d(3, 2, 1)
+        blocks, cin = [], channels[0]
+        for stage, n in enumerate(repeats):
+            for i in range(n):
+                blocks.append(QShuffleV1Block(cin, channels[stage + 1], group, stage == 0 and i == 0,
+                                              channels[stage + 1] // 4, 2 if i == 0 else 1))
+                cin = channels[stage + 1]
+        self.features = M.Sequential(*blocks)
+        self.classifier = M.Linear(cin, num_classes, bias=False)
+        self.classifier.disable_quantize()
+
+    def forward(self, x):
+        x = self.features(self.maxpool(self.first_conv(self.quant(x))))
+        return self.classifier(self.dequant(F.flatten(F.avg_pool2d(x, self.pool), 1)))
+
+
+class QInvertedResidual(M.Module):
+    def __init__(self, cin, cout, stride, expand):
+        super().__init__()
+        hidden = int(round(cin * expand))
+        self.use_res = stride == 1 and cin == cout
+        layers = [M.ConvBnRelu2d(cin, hidden, 1, bias=False)] if expand != 1 else []
+        layers += [M.ConvBnRelu2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),
+                   M.ConvBn2d(hidden, cout, 1, bias=False)]
+        self.conv = M.Sequential(*layers)
+        self.add = M.Elemwise("ADD")
+
+    def forward(self, x):
+        return self.add(x, self.conv(x)) if self.use_res else self.conv(x)
+
+
+class QMobileNetV2(M.Module):
+    CFG = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+
+    def __init__(self, width=1.0, last=1280, num_classes=1000, pool=7):
+        super().__init__()
+        self.quant, self.dequant, self.pool = M.QuantStub(), M.DequantStub(), pool
+        ch = lambda c: max(8, int(c * width + 4) // 8 * 8)  # noqa: E731  (the example's _make_divisible, 8)
+        features, cin = [M.ConvBnRelu2d(3, ch(32), 3, 2, 1, bias=False)], ch(32)
+        for t, c, n, s in self.CFG:
+            for i in range(n):
+                features.append(QInvertedResidual(cin, ch(c), s if i == 0 else 1, t))
+                cin = ch(c)
+        features.append(M.ConvBnRelu2d(cin, last, 1, bias=False))
+        self.features = M.Sequential(*features)
+        self.classifier = M.Linear(last, num_classes)
+        self.classifier.disable_quantize()
+
+    def forward(self, x):
+        x = F.flatten(F.avg_pool2d(self.features(self.quant(x)), self.pool), 1)
+        return self.classifier(self.dequant(x))
+
+
+QUANT_NETS = {
+    # name -> (full-size constructor, small constructor for a 64x64 input)
+    "resnet18": (lambda: QResNet18(), lambda: QResNet18((8, 16, 24, 32), 10, pool=2)),
+    "shufflenet_v1": (lambda: QShuffleNetV1(), lambda: QShuffleNetV1((12, 24, 48, 96), 3, (2, 2, 2), 10, pool=2)),
+    "mobilenetv2": (lambda: QMobileNetV2(), lambda: QMobileNetV2(0.25, 64, 10, pool=2)),
+}
+
+
+def _register_quantized_nets():
+    for net, (_, small) in QUANT_NETS.items():
+        def builder(net=net, small=small):
+            name = f"q_{net}_small"
+            rs = rng(name)
+            q = quantized_model(small(), rs, (1, 3, 64, 64), "calibration", batches=3, input_range=(0.0, 1.0))
+            data = rs.uniform(0, 1, (1, 3, 64, 64)).astype("float32")
+            return module_spec(q, [("data", data)], output_names=["out"], rtol=0.0, atol=0.05,
+                               note=f"quantized {net} after MegEngine/Models official/quantization (reduced widths, "
+                                    f"64x64 input, calibration_qconfig on 3 random batches, quantize), random "
+                                    f"weights; float classifier after the DequantStub. atol 0.05: a one-step "
+                                    f"difference of a pooled feature moves the logits by a few hundredths.")
+
+        register(f"q_{net}_small", builder, category="model")
+
+
+_register_quantized_nets()
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Reading the dumped file (own minimal FlatBuffers reader; enough for operator types and output names)
 # ---------------------------------------------------------------------------------------------------------------
