@@ -365,8 +365,10 @@ def lower_elemwise_multi_type(b: Builder, op: Op) -> list[str]:
     """Mixed-dtype element-wise ops: bool comparisons, int/float fused mul-adds, quantized Q* modes."""
     name = quantized_mode(op)
     if name:
-        reals = [dequantize(b, b.name(v), v.dtype) for v in op.inputs]
-        return [quantize(b, EMITTERS[name](b, *reals, np.float32), op.output_dtype)]
+        reals = [dequantize(b, *(b.quantized(v) if v.dtype.quantized else (b.name(v), v.dtype))) for v in op.inputs]
+        held = b.storage(op.output_dtype)
+        b.bind_quantized(op.outputs[0], quantize(b, EMITTERS[name](b, *reals, np.float32), held), held)
+        return [None]
     return [MULTI_EMITTERS[multi_type_mode(op)[0]](b, *[b.name(v) for v in op.inputs])]
 
 
@@ -394,6 +396,10 @@ def lower_typecvt(b: Builder, op: Op) -> list[str]:
     """Cast to the param dtype (float -> int truncates, -> bool is != 0; quantized via round(x / scale) + zp)."""
     src, dst = op.inputs[0].dtype, op.params["dtype"]
     if src.quantized or dst.quantized:
-        real = dequantize(b, b.inp(op, 0), src)
-        return [quantize(b, real, dst) if dst.quantized else b.cast(real, dst.np_dtype)]
+        real = dequantize(b, *(b.quantized(op.inputs[0]) if src.quantized else (b.inp(op, 0), src)))
+        if not dst.quantized:
+            return [b.cast(real, dst.np_dtype)]
+        held = b.storage(dst)
+        b.bind_quantized(op.outputs[0], quantize(b, real, held), held)
+        return [None]
     return [b.cast(b.inp(op, 0), dst.np_dtype)]

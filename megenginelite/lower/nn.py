@@ -89,6 +89,48 @@ def _conv(b: Builder, op: Op, bias: str | None = None) -> str:
     return from_nchw(b, out, op.outputs[0].shape, layout)
 
 
+def _is_8bit(dtype) -> bool:
+    return dtype.quantized and dtype.np_dtype.itemsize == 1
+
+
+def _qlinear_conv(b: Builder, op: Op) -> bool:
+    """A ConvBias/Convolution from 8-bit quantized tensors to an 8-bit quantized output with a constant filter,
+    IDENTITY or RELU, no z, in ONNX Runtime's integer kernel (QLinearConv: int32 accumulators, requantized with a
+    float multiplier), QuantizedS8 held shifted (``Builder.storage``); False for the other cases, which the float32
+    lowering takes. ONNX Runtime rounds the
+    requantized value half to even where MegDNN rounds half away from zero: the results differ by one step
+    where the scaled accumulator lands exactly on .5."""
+    x_var, w_var = op.inputs[:2]
+    out_dtype = op.outputs[0].dtype
+    bias_var = op.inputs[2] if len(op.inputs) > 2 else None
+    if (not (_is_8bit(x_var.dtype) and _is_8bit(w_var.dtype) and _is_8bit(out_dtype)) or not w_var.is_const
+            or len(op.inputs) > 3 or op.params.get("nonlineMode", 0) not in (0, 1)
+            or (bias_var is not None and not bias_var.is_const)):
+        return False
+    groups, oc, kernel, pads, strides, dilations = conv_geometry(op)
+    w = onnx_filter(op, w_var.const)
+    w = w[..., ::-1, ::-1] if op.params.get("mode", 0) == 1 else w
+    unit = np.float32(x_var.dtype.scale) * np.float32(w_var.dtype.scale)
+    x, x_held = b.shifted(x_var)  # ONNX Runtime's QLinearConv: input and output of one type, u8 the fast one
+    out_held = b.storage(out_dtype)
+    if x_held.np_dtype != out_held.np_dtype:
+        return False
+    inputs = [to_nchw(b, x, x_var.shape, conv_input_layout(op))]
+    for dtype, value in ((x_held, None), (w_var.dtype, np.ascontiguousarray(w)), (out_held, None)):
+        if value is not None:
+            inputs.append(b.const(value, "weight"))
+        inputs += [b.const(np.float32(dtype.scale)), b.const(np.asarray(dtype.zero_point or 0, dtype.np_dtype))]
+    if bias_var is not None:
+        bias = np.broadcast_to(dequantize_array(bias_var.const, bias_var.dtype).reshape(-1), (oc,)) / unit
+        inputs.append(b.const(np.round(bias.astype(np.float64)).astype(np.int32), "bias"))
+    out = b.node("QLinearConv", inputs, group=groups, kernel_shape=kernel, pads=pads * 2, strides=strides,
+                 dilations=dilations)
+    if op.params.get("nonlineMode", 0) == 1:  # relu in the quantized domain: max(q, zero point)
+        out = b.node("Max", [out, b.const(np.asarray(out_held.zero_point or 0, out_held.np_dtype))])
+    b.bind_quantized(op.outputs[0], from_nchw(b, out, op.outputs[0].shape, conv_layout(op)[0]), out_held)
+    return True
+
+
 @lowering("Convolution", modes=CONV_MODES)
 def lower_convolution(b: Builder, op: Op) -> list[str]:
     """2-D convolution, dense or grouped, NCHW or blocked (NCHW44/88, NHWCD4); CONVOLUTION mode flips the kernel."""
@@ -96,12 +138,15 @@ def lower_convolution(b: Builder, op: Op) -> list[str]:
 
 
 @lowering("ConvBias", modes=CONV_MODES + [f"nonlineMode {m}" for m in ("IDENTITY", "RELU", "SIGMOID", "H_SWISH")]
-          + ["quantized (QuantizedS8 / Quantized8Asymm in, quantized or float out)"])
+          + ["quantized (QuantizedS8 / Quantized8Asymm in, quantized or float out; 8-bit out with IDENTITY / RELU "
+             "and no z: ONNX Runtime's QLinearConv)"])
 def lower_conv_bias(b: Builder, op: Op) -> list[str]:
     """act(conv(x, w) + bias [+ z]); quantized inputs accumulate in integers and quantize to the output dtype."""
     mode = op.params.get("nonlineMode", 0)
     if mode not in NONLINEARITIES:
         raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: ConvBias nonlineMode {mode}")
+    if _qlinear_conv(b, op):
+        return [None]
     x_dtype, out_dtype = op.inputs[0].dtype, op.outputs[0].dtype
     unit = np.float32(x_dtype.scale) * np.float32(op.inputs[1].dtype.scale) if x_dtype.quantized else None
     oc = conv_geometry(op)[1]
@@ -140,16 +185,20 @@ def lower_pooling(b: Builder, op: Op) -> list[str]:
     onnx_op, extra = POOL_MODES[mode]
     layout, _ = conv_layout(op)
     x = nchw_shape(op.inputs[0].shape, layout)
-    value = to_nchw(b, b.inp(op, 0), op.inputs[0].shape, layout)
+    value, dtype = b.quantized(op.inputs[0]) if op.inputs[0].dtype.quantized else (b.inp(op, 0), None)
+    value = to_nchw(b, value, op.inputs[0].shape, layout)
     kernel, pads, strides = [p["window_h"], p["window_w"]], [p["pad_h"], p["pad_w"]], [p["stride_h"], p["stride_w"]]
-    dtype = op.inputs[0].dtype
-    value = to_units(b, value, dtype) if dtype.quantized else value
+    value = to_units(b, value, dtype) if dtype else value
     if kernel == list(x[2:]) and pads == [0, 0]:
         out = b.node("GlobalMaxPool" if mode == 0 else "GlobalAveragePool", [value])
     else:
         out = b.node(onnx_op, [value], kernel_shape=kernel, pads=pads * 2, strides=strides, **extra)
-    out = from_units(b, out, dtype) if dtype.quantized else out
-    return [from_nchw(b, out, op.outputs[0].shape, layout)]
+    out = from_nchw(b, out, op.outputs[0].shape, layout)
+    if dtype is None:
+        return [out]
+    held = b.storage(op.outputs[0].dtype)
+    b.bind_quantized(op.outputs[0], from_units(b, out, held), held)
+    return [None]
 
 
 @lowering("AdaptivePooling", modes=POOL_NAMES)
@@ -159,14 +208,18 @@ def lower_adaptive_pooling(b: Builder, op: Op) -> list[str]:
     if mode not in POOL_MODES:
         raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: AdaptivePooling mode {mode}")
     out, windows, strides = adaptive_pooling_geometry(op)
-    dtype = op.inputs[0].dtype
-    value = to_units(b, b.inp(op, 0), dtype) if dtype.quantized else b.inp(op, 0)
+    value, dtype = b.quantized(op.inputs[0]) if op.inputs[0].dtype.quantized else (b.inp(op, 0), None)
+    value = to_units(b, value, dtype) if dtype else value
     if out == [1, 1]:
         value = b.node("GlobalMaxPool" if mode == 0 else "GlobalAveragePool", [value])
     else:
         onnx_op, extra = POOL_MODES[mode]
         value = b.node(onnx_op, [value], kernel_shape=windows, strides=strides, **extra)
-    return [from_units(b, value, dtype) if dtype.quantized else value]
+    if dtype is None:
+        return [value]
+    held = b.storage(op.outputs[0].dtype)
+    b.bind_quantized(op.outputs[0], from_units(b, value, held), held)
+    return [None]
 
 
 def _transposed(b: Builder, op: Op, i: int, flag: bool, perm) -> str:
