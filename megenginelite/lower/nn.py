@@ -188,8 +188,13 @@ def lower_pooling(b: Builder, op: Op) -> list[str]:
     value, dtype = b.quantized(op.inputs[0]) if op.inputs[0].dtype.quantized else (b.inp(op, 0), None)
     value = to_nchw(b, value, op.inputs[0].shape, layout)
     kernel, pads, strides = [p["window_h"], p["window_w"]], [p["pad_h"], p["pad_w"]], [p["stride_h"], p["stride_w"]]
+    glob = kernel == list(x[2:]) and pads == [0, 0]
+    if dtype and mode == 0 and not glob:  # a max of stored integers is the stored max (ONNX MaxPool takes 8-bit)
+        out = b.node("MaxPool", [value], kernel_shape=kernel, pads=pads * 2, strides=strides)
+        b.bind_quantized(op.outputs[0], from_nchw(b, out, op.outputs[0].shape, layout), dtype)
+        return [None]
     value = to_units(b, value, dtype) if dtype else value
-    if kernel == list(x[2:]) and pads == [0, 0]:
+    if glob:
         out = b.node("GlobalMaxPool" if mode == 0 else "GlobalAveragePool", [value])
     else:
         out = b.node(onnx_op, [value], kernel_shape=kernel, pads=pads * 2, strides=strides, **extra)
