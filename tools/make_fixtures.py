@@ -1546,6 +1546,9 @@ def _qconfig(kind):
         return ema_fakequant_qconfig
     if kind == "calibration":
         return calibration_qconfig
+    if kind == "lowbit":  # qint4 observers: MegEngine 1.13 still dumps QuantizedS8 tensors (4-bit values)
+        from megengine.quantization import ema_lowbit_fakequant_qconfig
+        return ema_lowbit_fakequant_qconfig
     # asymmetric uint8 activations (Quantized8Asymm), symmetric int8 weights
     from functools import partial
     return QConfig(weight_observer=partial(MinMaxObserver, dtype="qint8_narrow"),
@@ -1629,6 +1632,8 @@ def _register_quantized():
     qop("q_conv_dilated", lambda: M.Conv2d(4, 6, 3, 1, 2, dilation=2), expect_ops=[conv], note="dilation 2.")
     qop("q_conv_asymm", lambda: M.ConvBnRelu2d(4, 8, 3, 2, 1), qconfig="asymm", expect_ops=[conv],
         note="Quantized8Asymm (uint8) activations.")
+    qop("q_conv_lowbit", lambda: M.ConvRelu2d(4, 8, 3, 1, 1), qconfig="lowbit", expect_ops=[conv],
+        note="ema_lowbit_fakequant_qconfig (qint4): the dump holds QuantizedS8 tensors, no QuantizedS4.")
     qop("q_conv_z", lambda: M.Sequential(M.ConvBn2d(4, 4, 3, 1, 1), M.Elemwise("FUSE_ADD_RELU")),
         fn=lambda body, x: body[1](body[0](x), x), dump={"enable_fuse_conv_bias_with_z": True},
         expect_ops=[conv], note="conv + residual FUSE_ADD_RELU dumped with enable_fuse_conv_bias_with_z. KNOWN BAD "
