@@ -66,3 +66,27 @@ def test_average_pooling_rounds_half_away_from_zero():
     half_away = np.sign(avg) * np.floor(np.abs(avg) + 0.5)
     np.testing.assert_allclose(half_away, want, atol=1e-3)
     assert not np.allclose(np.round(avg), want, atol=1e-3)  # numpy's half-to-even would not match
+
+
+def test_quantized_convolution_is_a_conv_bias_without_bias():
+    """A quantized Convolution (MegEngine cannot trace one from Python, so it is made from a fixture's ConvBias by
+    dropping bias and activation) quantizes conv(x, w) to its output dtype like MegDNN."""
+    from megenginelite.graph.quant import dequantize
+    from megenginelite.lower import to_onnx_bytes
+
+    graph = build_graph(_record("q_conv_dense"))
+    op = next(o for o in graph.ops if o.kind == "ConvBias")
+    op.kind, op.inputs, op.params = "Convolution", op.inputs[:2], {**op.params, "nonlineMode": 0}
+    infer_graph(graph)
+    x = reference(BY_NAME["q_conv_dense"])["input:data"]
+    session = ort.InferenceSession(to_onnx_bytes(graph), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"data": x})[0]
+    xq = quantize(x, op.inputs[0].dtype).astype(np.float64)
+    w = op.inputs[1].const.astype(np.float64)
+    padded = np.pad(xq, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    acc = sum(np.einsum("nchw,oc->nohw", padded[:, :, i:i + 8, j:j + 8], w[:, :, i, j])
+              for i in range(3) for j in range(3))
+    unit = float(np.float32(op.inputs[0].dtype.scale) * np.float32(op.inputs[1].dtype.scale))
+    out = op.outputs[0].dtype
+    want = dequantize(quantize((acc * unit).astype(np.float32), out), out)
+    np.testing.assert_allclose(got, want, rtol=0, atol=out.scale * 1.001)

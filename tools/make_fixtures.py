@@ -1623,6 +1623,12 @@ def qop(name, body, shape=(1, 4, 8, 8), fn=None, qconfig="ema", expect_ops=(), c
     register(name, builder, category=category)
 
 
+def _qdtype(name, *args):
+    from megengine.core.tensor import dtype
+
+    return getattr(dtype, name)(*args)
+
+
 def _register_quantized():
     conv = "ConvBiasForward"
     qop("q_conv_dense", lambda: M.ConvBnRelu2d(4, 8, 3, 1, 1), expect_ops=[conv], note="ConvBnRelu2d 3x3.")
@@ -1672,6 +1678,12 @@ def _register_quantized():
     qop("q_adaptive_maxpool", lambda: M.AdaptiveMaxPool2d(2), note="AdaptiveMaxPool2d(2) on QS8.")
     qop("q_mean", lambda: M.Identity(), fn=lambda body, x: x.mean(axis=3), note="Reduce MEAN on QS8.")
     qop("q_max_reduce", lambda: M.Identity(), fn=lambda body, x: x.max(axis=1), note="Reduce MAX on QS8.")
+    for name, target, note in (("q_typecvt_asymm", ("quint8", 0.011, 131), "QuantizedS8 -> Quantized8Asymm."),
+                               ("q_typecvt_rescale", ("qint8", 0.013), "QuantizedS8 -> QuantizedS8 of another scale."),
+                               ("q_typecvt_qs32", ("qint32", 0.0007), "QuantizedS8 -> QuantizedS32."),
+                               ("q_typecvt_qint4", ("qint4", 0.2), "QuantizedS8 -> QuantizedS4.")):
+        qop(name, lambda: M.Identity(), fn=lambda body, x, target=target: x.astype(_qdtype(*target)),
+            note=f"TypeCvt {note}")
     qop("q_reshape", lambda: M.Identity(), fn=lambda body, x: F.flatten(x, 1), note="flatten (Reshape) on QS8.")
     qop("q_dimshuffle", lambda: M.Identity(), fn=lambda body, x: F.transpose(x, (0, 2, 3, 1)), note="transpose.")
     qop("q_subtensor", lambda: M.Identity(), fn=lambda body, x: x[:, 1:3, ::2, 2:7], note="slicing.")

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import UnsupportedOperatorError
 from ..graph.elemwise_modes import QUANTIZED_MODES, mode_name
-from ..format.dtypes import DType
+from ..format.dtypes import DType, is_8bit_quantized, quant_range
 from ..graph.infer import multi_type_mode, quantized_mode
 from ..graph.ir import Op
 from .builder import Builder, lowering
@@ -344,8 +344,8 @@ def from_units(b: Builder, value: str, dtype: DType) -> str:
     value = _round(b, value, np.float32)
     if dtype.zero_point:
         value = b.node("Add", [value, _c(b, dtype.zero_point, np.float32)])
-    info = np.iinfo(dtype.np_dtype)
-    return b.cast(b.node("Clip", [value, _c(b, info.min, np.float32), _c(b, info.max, np.float32)]), dtype.np_dtype)
+    low, high = quant_range(dtype)
+    return b.cast(b.node("Clip", [value, _c(b, low, np.float32), _c(b, high, np.float32)]), dtype.np_dtype)
 
 
 def dequantize(b: Builder, value: str, dtype: DType) -> str:
@@ -368,8 +368,7 @@ def _qlinear_add(b: Builder, op: Op, name: str) -> bool:
     pass over uint8 values instead of a dozen float passes). It rounds the rescaled sum half to even where MegDNN
     rounds half away from zero: one step apart where a sum lands exactly halfway. False if the dtypes do not fit."""
     out = op.output_dtype
-    if not all(v.dtype.quantized and v.dtype.np_dtype.itemsize == 1 for v in op.inputs) \
-            or out.np_dtype.itemsize != 1:
+    if not all(is_8bit_quantized(v.dtype) for v in op.inputs) or not is_8bit_quantized(out):
         return False
     held_out = b.storage(out)
     inputs = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedOperatorError
+from ..format.dtypes import is_8bit_quantized
 from ..graph.infer import REDUCE_MODES, reduce_plan
 from ..graph.infer_nn import (adaptive_pooling_geometry, conv_geometry, conv_input_layout, conv_layout, deconv_geometry,
                                LAYOUTS, RELAYOUT_MODES, nchw_shape, onnx_filter, relayout_plan)
@@ -89,21 +90,17 @@ def _conv(b: Builder, op: Op, bias: str | None = None) -> str:
     return from_nchw(b, out, op.outputs[0].shape, layout)
 
 
-def _is_8bit(dtype) -> bool:
-    return dtype.quantized and dtype.np_dtype.itemsize == 1
-
-
 def _qlinear_conv(b: Builder, op: Op) -> bool:
     """A ConvBias/Convolution from 8-bit quantized tensors to an 8-bit quantized output with a constant filter,
-    IDENTITY or RELU, no z, in ONNX Runtime's integer kernel (QLinearConv: int32 accumulators, requantized with a
-    float multiplier), QuantizedS8 held shifted (``Builder.storage``); False for the other cases, which the float32
-    lowering takes. ONNX Runtime rounds the
-    requantized value half to even where MegDNN rounds half away from zero: the results differ by one step
-    where the scaled accumulator lands exactly on .5."""
+    IDENTITY or RELU, no z, in ONNX Runtime's integer kernel (QLinearConv: exact int32 accumulators), QuantizedS8
+    held shifted (``Builder.storage``); False for the other cases, which the float32 lowering takes. ONNX Runtime
+    requantizes with acc * (x_scale * w_scale / y_scale) rounded half to even, MegDNN's x86 kernels with
+    (acc * (x_scale * w_scale)) * (1 / y_scale) rounded half away from zero: one step apart on values within float
+    rounding of a half (docs/compatibility.md)."""
     x_var, w_var = op.inputs[:2]
     out_dtype = op.outputs[0].dtype
     bias_var = op.inputs[2] if len(op.inputs) > 2 else None
-    if (not (_is_8bit(x_var.dtype) and _is_8bit(w_var.dtype) and _is_8bit(out_dtype)) or not w_var.is_const
+    if (not all(is_8bit_quantized(dt) for dt in (x_var.dtype, w_var.dtype, out_dtype)) or not w_var.is_const
             or len(op.inputs) > 3 or op.params.get("nonlineMode", 0) not in (0, 1)
             or (bias_var is not None and not bias_var.is_const)):
         return False
@@ -133,8 +130,9 @@ def _qlinear_conv(b: Builder, op: Op) -> bool:
 
 @lowering("Convolution", modes=CONV_MODES)
 def lower_convolution(b: Builder, op: Op) -> list[str]:
-    """2-D convolution, dense or grouped, NCHW or blocked (NCHW44/88, NHWCD4); CONVOLUTION mode flips the kernel."""
-    return [_conv(b, op)]
+    """2-D convolution, dense or grouped, NCHW or blocked (NCHW44/88, NHWCD4); CONVOLUTION mode flips the kernel;
+    quantized, it is a ConvBias without bias."""
+    return lower_conv_bias(b, op) if op.inputs[0].dtype.quantized else [_conv(b, op)]
 
 
 @lowering("ConvBias", modes=CONV_MODES + [f"nonlineMode {m}" for m in ("IDENTITY", "RELU", "SIGMOID", "H_SWISH")]
