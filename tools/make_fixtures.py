@@ -1817,6 +1817,44 @@ class QMobileNetV2(M.Module):
         return self.classifier(self.dequant(x))
 
 
+class QTransformerBlock(M.Module):
+    """A QAT transformer block: quantized Linear projections and feed-forward, quantized matmuls for the scores
+    and the weighted values, softmax in float (MegEngine quantizes no softmax), quantized residual adds."""
+
+    def __init__(self, dim=16):
+        super().__init__()
+        self.quant, self.dequant = M.QuantStub(), M.DequantStub()
+        self.q, self.k, self.v, self.o = (M.Linear(dim, dim) for _ in range(4))
+        self.scores_out, self.probs_in = M.DequantStub(), M.QuantStub()
+        self.mixed_out, self.mixed_in = M.DequantStub(), M.QuantStub()
+        self.ff1, self.ff2 = M.LinearRelu(dim, 2 * dim), M.Linear(2 * dim, dim)
+        self.add1, self.add2 = M.Elemwise("ADD"), M.Elemwise("ADD")
+
+    def quantized(self, x):
+        x = self.quant(x)
+        n, t, d = x.shape
+        q, k, v = (proj(x.reshape(n * t, d)).reshape(n, t, d) for proj in (self.q, self.k, self.v))
+        probs = self.probs_in(F.softmax(self.scores_out(F.matmul(q, k, transpose_b=True)) * d ** -0.5, axis=-1))
+        mixed = self.mixed_in(self.mixed_out(F.matmul(probs, v)))
+        y = self.add1(x, self.o(mixed.reshape(n * t, d)).reshape(n, t, d))
+        return self.add2(y, self.ff2(self.ff1(y.reshape(n * t, d))).reshape(n, t, d))
+
+    def forward(self, x):
+        return self.dequant(self.quantized(x))
+
+
+@fixture("q_transformer_block", "model")
+def _():
+    rs = rng("q_transformer_block")
+    q = quantized_model(QTransformerBlock(), rs, (2, 5, 16))
+    data = rs.uniform(-1, 1, (2, 5, 16)).astype("float32")
+    step = output_step(q, data)
+    return module_spec(q, [("data", data)], output_names=["out"], rtol=0.0, atol=float(np.float32(step * 1.001)),
+                       note="QAT transformer block (quantized Linear, BatchedMatrixMul QS8 x QS8 -> QS32, float "
+                            "softmax between stubs, quantized ADDs). atol: one quantization step of the output.",
+                       manifest_extra={"quant_step": step})
+
+
 QUANT_NETS = {
     # name -> (full-size constructor, small constructor for a 64x64 input)
     "resnet18": (lambda: QResNet18(), lambda: QResNet18((8, 16, 24, 32), 10, pool=2)),
