@@ -28,7 +28,7 @@ CASES = [
     (_op("WarpAffine", {"imode": 0, "border_mode": 0, "format": 0}, [IMAGE, _var(3, (1, 2, 3)), SIZE]), "NEAREST"),
     (_op("Padding", {"padding_mode": 7}, [IMAGE]), "Padding mode 7"),
     (_op("TopK", {"mode": 5}, [_var(4, (2, 6)), _var(5, (1,), INT32, [2])], 2), "TopK mode 5"),
-    (_op("ElemwiseMultiType", {"mode": 2}, [_var(4, (2, 6), INT32), _var(6, (1,), INT32)]), "mode 2"),
+    (_op("ElemwiseMultiType", {"mode": 64}, [_var(4, (2, 6), INT32), _var(6, (1,), INT32)]), "mode 64"),
     (_op("CvtColor", {"mode": 10}, [_var(7, (1, 6, 4, 1))]), "CvtColor mode 10"),
     (_op("Convolution", {"format": 3}, [IMAGE, _var(8, (4, 3, 3, 3))]), "format 3"),
     (_op("BatchNorm", {"fwd_mode": 0, "param_dim": 2}, [IMAGE] + [_var(9 + i, (1, 3, 1, 1)) for i in range(4)], 4),

@@ -1629,6 +1629,46 @@ def _qdtype(name, *args):
     return getattr(dtype, name)(*args)
 
 
+def _raw_multi_type(mode, out, *xs):
+    from megengine.core._imperative_rt.core2 import apply
+    from megengine.core.ops import builtin
+
+    return apply(builtin.ElemwiseMultiType(mode=mode, dtype=out), *xs)[0]
+
+
+def _register_rounding_shift():
+    """ElemwiseMultiType's integer rounding-shift modes (only reachable through the raw op; traced, since MegEngine
+    1.13's eager kernel for them returns its input unchanged)."""
+
+    def ties(rs):  # every residue of a shift by 3, ties included, and values that saturate
+        x = np.concatenate([np.arange(-40, 41), rs.randint(-5000, 5000, 40), [-2**31, 2**31 - 1]]).astype(np.int32)
+        return x
+
+    for mode, out in (("ROUND_SHR_SATURATE_IXxI8xI8", "int8"), ("ROUND_SHR_SATURATE_IXxI8xI16", "int16")):
+        op(f"op_multi_{mode.lower()}", lambda x, k, mode=mode, out=out: _raw_multi_type(mode, out, x, k),
+           lambda rs: [("x", ties(rs)), ("k", np.array([3], np.int8))], expect_ops=["ElemwiseMultiType"],
+           note=f"ElemwiseMultiType {mode}: x / 2**k rounded half away from zero, saturated to {out}.")
+    for bits, dt in ((16, np.int16), (32, np.int32)):
+        mode = f"FUSE_ADD_RMULH_ROUND_SHR_SATURATE_INT{bits}x{bits}x{bits}x8"
+
+        def inputs(rs, bits=bits, dt=dt):
+            info = np.iinfo(dt)
+            x = rs.randint(info.min // 2, info.max // 2, 200).astype(dt)
+            x[:4] = [info.min, info.max, info.min, 0]
+            b = rs.randint(info.min // 4, info.max // 4, 200).astype(dt)
+            b[:4] = [0, info.max, 0, 0]  # a wrapping sum; MIN * MIN saturating (with m = MIN below: not here)
+            m = np.array([int(0.71 * info.max)], dt)
+            return [("x", x), ("b", b), ("m", m), ("k", np.array([bits // 4], np.int8)),
+                    ("low", np.array([-100], np.int8)), ("high", np.array([90], np.int8))]
+
+        op(f"op_multi_{mode.lower()}", lambda *xs, mode=mode: _raw_multi_type(mode, "int8", *xs), inputs,
+           expect_ops=["ElemwiseMultiType"],
+           note=f"ElemwiseMultiType {mode}: clamp(round_shr(rmulh(x + b, m), k), low, high).")
+
+
+_register_rounding_shift()
+
+
 def _register_quantized():
     conv = "ConvBiasForward"
     qop("q_conv_dense", lambda: M.ConvBnRelu2d(4, 8, 3, 1, 1), expect_ops=[conv], note="ConvBnRelu2d 3x3.")

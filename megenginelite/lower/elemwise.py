@@ -316,8 +316,46 @@ def _fma3_to_int8(b, x, y, z):
     return b.cast(b.node("Clip", [rounded, _c(b, -128, np.float32), _c(b, 127, np.float32)]), np.int8)
 
 
+def _round_shr(b, x, k):
+    """x / 2**k rounded half away from zero, in float64 (exact for 32-bit integers)."""
+    v = b.node("Div", [b.cast(x, np.float64), b.node("Pow", [_c(b, 2.0, np.float64), b.cast(k, np.float64)])])
+    return _round(b, v, np.float64)
+
+
+def _saturate(b, v, low: str, high: str, out) -> str:
+    return b.cast(b.node("Clip", [v, low, high]), out)
+
+
+def _round_shr_saturate(out):
+    info = np.iinfo(out)
+    return lambda b, x, k: _saturate(b, _round_shr(b, x, k), _c(b, info.min, np.float64), _c(b, info.max, np.float64),
+                                     out)
+
+
+def _fuse_add_rmulh_round_shr(int_type):
+    """clamp(round_shr(rmulh(x + b, m), k), low, high) as int8, x + b wrapping like the C++ integers."""
+    bits = np.iinfo(int_type).bits
+
+    def emit(b, x, bias, m, k, low, high):
+        total = b.node("Add", [b.cast(x, np.int64), b.cast(bias, np.int64)])
+        half = _c(b, 1 << (bits - 1), np.int64)
+        wrapped = b.node("Sub", [b.node("Mod", [b.node("Add", [total, half]), _c(b, 1 << bits, np.int64)]), half])
+        m = b.cast(m, np.int64)  # rmulh in int64 (ONNX Runtime's Where has no int16 kernel)
+        prod = b.node("Add", [b.node("Mul", [wrapped, m]), _c(b, 1 << (bits - 2), np.int64)])
+        high_half = _floor_div(b, prod, _c(b, 1 << (bits - 1), np.int64), np.int64)
+        low_end = _c(b, -(1 << (bits - 1)), np.int64)
+        both_min = b.node("And", [b.node("Equal", [wrapped, low_end]), b.node("Equal", [m, low_end])])
+        high_half = b.node("Where", [both_min, _c(b, (1 << (bits - 1)) - 1, np.int64), high_half])
+        return _saturate(b, _round_shr(b, high_half, k), b.cast(low, np.float64), b.cast(high, np.float64), np.int8)
+    return emit
+
+
 # ElemwiseMultiType mode name -> emitter(builder, *inputs) -> value name
 MULTI_EMITTERS = {
+    "ROUND_SHR_SATURATE_IXxI8xI8": _round_shr_saturate(np.int8),
+    "ROUND_SHR_SATURATE_IXxI8xI16": _round_shr_saturate(np.int16),
+    "FUSE_ADD_RMULH_ROUND_SHR_SATURATE_INT16x16x16x8": _fuse_add_rmulh_round_shr(np.int16),
+    "FUSE_ADD_RMULH_ROUND_SHR_SATURATE_INT32x32x32x8": _fuse_add_rmulh_round_shr(np.int32),
     "FUSE_MUL_ADD3_INT16x32x32x32": lambda b, x, y, z: b.node("Add", [b.node("Mul", [b.cast(x, np.int32), y]), z]),
     "FUSE_MUL_ADD3_IXxF32xF32xI8": _fma3_to_int8,
     "FUSE_MUL_ADD3_INT16xF32xF32xF32": lambda b, x, y, z: b.node("Add", [b.node("Mul", [_f32(b, x), y]), z]),
