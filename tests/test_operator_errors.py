@@ -100,5 +100,6 @@ def test_rejection_without_an_owner_is_an_internal_error():
     from megenginelite.graph.ir import Graph
     from megenginelite.lower.builder import rejection_error
 
-    error = rejection_error(Graph("m.mge", [], [], []), "m.mge", RuntimeError("[ONNXRuntimeError] : 10 : in node (output/out)"))
+    error = rejection_error(Graph("m.mge", [], [], []), "m.mge",
+                            RuntimeError("[ONNXRuntimeError] : 10 : in node (output/out)"))
     assert type(error) is LiteError and "internal error" in str(error)

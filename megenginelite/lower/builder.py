@@ -42,14 +42,15 @@ def lowering(*kinds: str, modes=None, moves_values: bool = False):
 
 
 # Node names are "<opr type>#<opr index>:<output var>/<ONNX op>_<n>" (Builder.lower): a message of ONNX Runtime
-# ("in node (X)", "node with name 'X'") or of onnx's checker ("node name: X") naming a node names the operator whose lowering emitted it.
+# ("in node (X)", "node with name 'X'") or of onnx's checker ("node name: X") naming a node names the operator
+# whose lowering emitted it.
 _NODE_OWNER = re.compile(r"node(?: name:| with name)? [('\"]?\w+#(\d+):")
 
 
 def rejection_error(graph: Graph, source: str, exc: Exception) -> Exception:
-    """What to raise when ONNX Runtime (or onnx's checker) refuses a lowered model: an ``UnsupportedOperatorError`` naming the
-    MegBrain operator whose lowering produced the rejected node, or (no node named) a ``LiteError`` that says it
-    is an internal error."""
+    """What to raise when ONNX Runtime (or onnx's checker) refuses a lowered model: an ``UnsupportedOperatorError``
+    naming the MegBrain operator whose lowering produced the rejected node, or (no node named) a ``LiteError`` that
+    says it is an internal error."""
     message = " ".join(str(exc).split())
     found = _NODE_OWNER.search(message)
     if found is not None:
@@ -98,10 +99,8 @@ class Builder:
 
     def name(self, var: Var) -> str:
         """The ONNX value holding ``var``; constants become initializers on first use."""
-        if var.id not in self._names and var.id in self._shifted:  # exact: (u - 128) as int8
-            real = self.node("DequantizeLinear", [self._shifted[var.id], self.const(np.float32(1)),
-                                                  self.const(np.uint8(128))])
-            self._names[var.id] = self.node("QuantizeLinear", [real, self.const(np.float32(1)), self.const(np.int8(0))])
+        if var.id not in self._names and var.id in self._shifted:
+            self._names[var.id] = self._move_zero(self._shifted[var.id], np.uint8(128), np.int8(0))
         if var.id not in self._names:
             if var.const is None:
                 raise UnsupportedOperatorError(f"var {var.name!r} is used before it is computed")
@@ -120,10 +119,14 @@ class Builder:
     def shifted(self, var: Var) -> tuple[str, DType]:
         """Like ``quantized``, with a QuantizedS8 var shifted first if it is not yet (made once)."""
         if var.dtype.name == "QuantizedS8" and var.id not in self._shifted:
-            real = self.node("DequantizeLinear", [self.name(var), self.const(np.float32(1)), self.const(np.int8(0))])
-            self._shifted[var.id] = self.node("QuantizeLinear", [real, self.const(np.float32(1)),
-                                                                 self.const(np.uint8(128))])
+            self._shifted[var.id] = self._move_zero(self.name(var), np.int8(0), np.uint8(128))
         return self.quantized(var)
+
+    def _move_zero(self, value: str, zero, new_zero) -> str:
+        """``value`` - ``zero`` + ``new_zero`` in ``new_zero``'s type (int8 <-> uint8 shifted; exact)."""
+        one = self.const(np.float32(1))
+        return self.node("QuantizeLinear", [self.node("DequantizeLinear", [value, one, self.const(zero)]), one,
+                                            self.const(new_zero)])
 
     def storage(self, dtype: DType) -> DType:
         """The dtype a lowering should produce a value of ``dtype`` in (then ``bind_quantized``)."""

@@ -398,6 +398,14 @@ def quantize(b: Builder, value: str, dtype: DType) -> str:
     return from_units(b, b.node("Div", [value, _c(b, dtype.scale, np.float32)]), dtype)
 
 
+def bind_units(b: Builder, var, value: str, real: bool = False) -> list[None]:
+    """Bind quantized ``var`` to a float32 ``value`` in units of its scale (``real``: a real value), rounded like
+    MegDNN and stored the way the builder holds ``var``'s dtype; the lowering's output list."""
+    held = b.storage(var.dtype)
+    b.bind_quantized(var, quantize(b, value, held) if real else from_units(b, value, held), held)
+    return [None]
+
+
 QLINEAR_ADD = ("ADD", "FUSE_ADD_RELU")
 
 
@@ -431,9 +439,7 @@ def lower_elemwise_multi_type(b: Builder, op: Op) -> list[str]:
         return [None]
     if name:
         reals = [dequantize(b, *(b.quantized(v) if v.dtype.quantized else (b.name(v), v.dtype))) for v in op.inputs]
-        held = b.storage(op.output_dtype)
-        b.bind_quantized(op.outputs[0], quantize(b, EMITTERS[name](b, *reals, np.float32), held), held)
-        return [None]
+        return bind_units(b, op.outputs[0], EMITTERS[name](b, *reals, np.float32), real=True)
     return [MULTI_EMITTERS[multi_type_mode(op)[0]](b, *[b.name(v) for v in op.inputs])]
 
 
@@ -462,9 +468,5 @@ def lower_typecvt(b: Builder, op: Op) -> list[str]:
     src, dst = op.inputs[0].dtype, op.params["dtype"]
     if src.quantized or dst.quantized:
         real = dequantize(b, *(b.quantized(op.inputs[0]) if src.quantized else (b.inp(op, 0), src)))
-        if not dst.quantized:
-            return [b.cast(real, dst.np_dtype)]
-        held = b.storage(dst)
-        b.bind_quantized(op.outputs[0], quantize(b, real, held), held)
-        return [None]
+        return bind_units(b, op.outputs[0], real, real=True) if dst.quantized else [b.cast(real, dst.np_dtype)]
     return [b.cast(b.inp(op, 0), dst.np_dtype)]

@@ -12,7 +12,7 @@ from ..graph.infer_nn import (adaptive_pooling_geometry, conv_geometry, conv_inp
 from ..graph.ir import Op
 from ..graph.quant import dequantize as dequantize_array
 from .builder import Builder, lowering
-from .elemwise import dequantize, from_units, quantize, to_units
+from .elemwise import bind_units, dequantize, quantize, to_units
 
 NONLINEARITIES = {0: None, 1: "Relu", 2: "Sigmoid", 3: "HardSwish"}
 CONV_MODES = ["CROSS_CORRELATION", "CONVOLUTION", "DENSE", "GROUP"] + [f"format {name}" for name, _ in LAYOUTS.values()]
@@ -197,11 +197,7 @@ def lower_pooling(b: Builder, op: Op) -> list[str]:
     else:
         out = b.node(onnx_op, [value], kernel_shape=kernel, pads=pads * 2, strides=strides, **extra)
     out = from_nchw(b, out, op.outputs[0].shape, layout)
-    if dtype is None:
-        return [out]
-    held = b.storage(op.outputs[0].dtype)
-    b.bind_quantized(op.outputs[0], from_units(b, out, held), held)
-    return [None]
+    return [out] if dtype is None else bind_units(b, op.outputs[0], out)
 
 
 @lowering("AdaptivePooling", modes=POOL_NAMES)
@@ -218,11 +214,7 @@ def lower_adaptive_pooling(b: Builder, op: Op) -> list[str]:
     else:
         onnx_op, extra = POOL_MODES[mode]
         value = b.node(onnx_op, [value], kernel_shape=windows, strides=strides, **extra)
-    if dtype is None:
-        return [value]
-    held = b.storage(op.outputs[0].dtype)
-    b.bind_quantized(op.outputs[0], from_units(b, value, held), held)
-    return [None]
+    return [value] if dtype is None else bind_units(b, op.outputs[0], value)
 
 
 def _transposed(b: Builder, op: Op, i: int, flag: bool, perm) -> str:
