@@ -103,3 +103,29 @@ def test_rejection_without_an_owner_is_an_internal_error():
     error = rejection_error(Graph("m.mge", [], [], []), "m.mge",
                             RuntimeError("[ONNXRuntimeError] : 10 : in node (output/out)"))
     assert type(error) is LiteError and "internal error" in str(error)
+
+
+def test_run_time_failure_names_the_operator(monkeypatch):
+    """An ONNX Runtime failure while running a node (here an index out of range, which only a run finds) names
+    the MegBrain operator whose lowering emitted the node."""
+    from conftest import BY_NAME, model_path
+    from megenginelite import LiteNetwork
+    from megenginelite.errors import LiteError
+    from megenginelite.lower.builder import LOWERINGS
+
+    def gather_out_of_range(b, op):
+        picked = b.node("Gather", [b.inp(op, 0), b.const(np.asarray([0, 1, 10**6], np.int64))], axis=1)
+        return [b.node("MaxPool", [picked], kernel_shape=[2, 2], strides=[2, 2])]
+
+    monkeypatch.setitem(LOWERINGS, "Pooling", gather_out_of_range)
+    entry = BY_NAME["op_pool_max_k2s2"]
+    network = LiteNetwork()
+    try:
+        network.load(model_path(entry))
+    except LiteError as exc:  # ONNX Runtime may already refuse it when it builds the session
+        assert _pooling_op(entry).describe() in str(exc)
+        return
+    with pytest.raises(LiteError) as info:
+        network.forward()
+        network.wait()
+    assert _pooling_op(entry).describe() in str(info.value)

@@ -42,9 +42,15 @@ def lowering(*kinds: str, modes=None, moves_values: bool = False):
 
 
 # Node names are "<opr type>#<opr index>:<output var>/<ONNX op>_<n>" (Builder.lower): a message of ONNX Runtime
-# ("in node (X)", "node with name 'X'") or of onnx's checker ("node name: X") naming a node names the operator
-# whose lowering emitted it.
-_NODE_OWNER = re.compile(r"node(?: name:| with name)? [('\"]?\w+#(\d+):")
+# ("in node (X)", "node with name 'X'", "node. Name:'X'") or of onnx's checker ("node name: X") naming a node names
+# the operator whose lowering emitted it.
+_NODE_OWNER = re.compile(r"node(?: name:| with name|\. Name:)? ?[('\"]?\w+#(\d+):")
+
+
+def owner_op(graph: Graph, message: str) -> Op | None:
+    """The operator whose lowering emitted the ONNX node an error message names, if it names one of ours."""
+    found = _NODE_OWNER.search(message)
+    return next((o for o in graph.ops if o.index == int(found.group(1))), None) if found else None
 
 
 def rejection_error(graph: Graph, source: str, exc: Exception) -> Exception:
@@ -52,14 +58,10 @@ def rejection_error(graph: Graph, source: str, exc: Exception) -> Exception:
     naming the MegBrain operator whose lowering produced the rejected node, or (no node named) a ``LiteError`` that
     says it is an internal error."""
     message = " ".join(str(exc).split())
-    found = _NODE_OWNER.search(message)
-    if found is not None:
-        index = int(found.group(1))
-        op = next((o for o in graph.ops if o.index == index), None)
-        if op is not None:
-            return UnsupportedOperatorError(f"{source}: unsupported operator {op.describe()}: its lowering was "
-                                            f"rejected ({op.kind} on {[str(v.dtype) for v in op.inputs]}): "
-                                            f"{message}")
+    op = owner_op(graph, message)
+    if op is not None:
+        return UnsupportedOperatorError(f"{source}: unsupported operator {op.describe()}: its lowering was rejected "
+                                        f"({op.kind} on {[str(v.dtype) for v in op.inputs]}): {message}")
     return LiteError(f"{source}: internal error: the lowered model was rejected: {message}")
 
 

@@ -19,7 +19,7 @@ from ..graph import Graph, build_graph, infer_graph
 from ..graph.ir import DYNAMIC
 from ..graph.passes import optimize
 from ..lower import to_onnx_bytes, to_onnx_external
-from ..lower.builder import rejection_error
+from ..lower.builder import owner_op, rejection_error
 from .cache import SAVED_LEVEL, active_cache, cache_key
 from .device import DeviceView
 
@@ -135,7 +135,8 @@ class Plan:
         try:
             self.session.run_with_iobinding(binding)
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise LiteError(f"inference failed: {exc}") from exc
+            op = owner_op(self.graph, str(exc)) if self.graph is not None else None
+            raise LiteError(f"inference failed{f' in {op.describe()}' if op else ''}: {exc}") from exc
         for view in on_device:
             view.synchronize()
         if not dynamic and not self.exposed:
