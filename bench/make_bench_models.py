@@ -1,11 +1,14 @@
-"""Dump full-size benchmark models (ResNet-18, MobileNetV2 1.0, 224x224) with the real MegEngine 1.13.
+"""Dump full-size benchmark models (ResNet-18, MobileNetV2 1.0, 224x224) with the real MegEngine 1.13, float and
+quantized (``q_<name>.mge``: the official quantization example's structure, calibrated and quantized; with
+``q_<name>_float.mge``, the same network unquantized, for the float-vs-int8 comparison).
 
     PY="$(cd .. && shared/tools/real-megengine)"; "$PY" bench/make_bench_models.py
 
 They are too big for the repository (bench/models/ is ignored): the fixtures keep reduced widths, the speed
 targets are about the real sizes. Weights are seeded random with calibrated BatchNorm (the fixtures' helpers).
 
-``--periodic`` also writes ``resnet18_periodic.mge``: the same network whose every weight tensor repeats one block
+``--float``, ``--quantized``, ``--periodic`` choose what to write (default: the first two). ``--periodic`` writes
+``resnet18_periodic.mge``: the same network whose every weight tensor repeats one block
 of 4096 random values, so the file compresses ~50x with xz and can travel to the GPU machine (bench/gpu_check.sh),
 whose runs carry at most 64 MiB. GPU kernel times do not depend on the weight values.
 """
@@ -87,9 +90,39 @@ def dump(name: str, model, periodic: bool = False) -> None:
     print("wrote", OUT / f"{name}.mge")
 
 
+def dump_quantized(name: str, batch: int) -> None:
+    """``q_<name>_b<batch>.mge`` (quantized) and ``q_<name>_float_b<batch>.mge`` (the same float weights)."""
+    rs = fx.rng(f"q_{name}")
+    full, _ = fx.QUANT_NETS[name]
+    shape = (batch, 3, 224, 224)
+    for suffix, model in (("", fx.quantized_model(full(), rs, shape, "calibration", batches=2,
+                                                   input_range=(0.0, 1.0))), ("_float", None)):
+        if model is None:  # the float network with the weights the quantized one started from
+            model = full()
+            fx.init_params(model, fx.rng(f"q_{name}"))
+            fx.calibrate_bn(model, fx.rng(f"q_{name}").uniform(0, 1, (4, 3, 224, 224)).astype("float32"))
+        model.eval()
+
+        @fx.trace(symbolic=True, capture_as_const=True)
+        def run(data):
+            return model(data)
+
+        run(fx.mge.tensor(rs.uniform(0, 1, shape).astype("float32")))
+        OUT.mkdir(exist_ok=True)
+        path = OUT / f"q_{name}{suffix}_b{batch}.mge"
+        run.dump(str(path), arg_names=["data"])
+        print("wrote", path)
+
+
 if __name__ == "__main__":
     fx._import_megengine()
-    dump("resnet18", fx.ResNet18Small(widths=(64, 128, 256, 512), num_classes=1000))
-    dump("mobilenetv2", MobileNetV2())
-    if "--periodic" in sys.argv:
+    wanted = set(sys.argv[1:]) or {"--float", "--quantized"}
+    if "--float" in wanted:
+        dump("resnet18", fx.ResNet18Small(widths=(64, 128, 256, 512), num_classes=1000))
+        dump("mobilenetv2", MobileNetV2())
+    if "--quantized" in wanted:
+        for net in ("resnet18", "mobilenetv2"):
+            for batch in (1, 16):
+                dump_quantized(net, batch)
+    if "--periodic" in wanted:
         dump("resnet18_periodic", fx.ResNet18Small(widths=(64, 128, 256, 512), num_classes=1000), periodic=True)

@@ -273,7 +273,8 @@ def run_onnx(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return dict(zip(names, session.run(names, feeds)))
 
 
-@pytest.mark.parametrize("name", ["shufflenet_v2", "resnet18_small", "transformer_block", "two_in_two_out"])
+@pytest.mark.parametrize("name", ["shufflenet_v2", "resnet18_small", "transformer_block", "two_in_two_out",
+                                  "q_resnet18_small", "q_shufflenet_v1_small", "q_mobilenetv2_small"])
 def test_convert_matches_reference(name, tmp_path):
     fx = entry(name)
     ref = reference(fx)

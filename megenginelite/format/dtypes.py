@@ -53,6 +53,23 @@ DTYPE_ENUM: dict[int, tuple[str, np.dtype | None]] = {
     21: ("Complex64", np.dtype(np.complex64)),
 }
 
+# 4-bit quantized dtypes inside the graph: one value per int8 / uint8 (files pack two per byte); their range
+LOW_BIT = {"QuantizedS4": (np.dtype(np.int8), -8, 7), "Quantized4Asymm": (np.dtype(np.uint8), 0, 15)}
+
+
+def quant_range(dtype: DType) -> tuple[int, int]:
+    """The smallest and largest stored value of an integer (or quantized) dtype, 4-bit ones included."""
+    if dtype.name in LOW_BIT:
+        return LOW_BIT[dtype.name][1:]
+    info = np.iinfo(dtype.np_dtype)
+    return int(info.min), int(info.max)
+
+
+def is_8bit_quantized(dtype: DType) -> bool:
+    """QuantizedS8 / Quantized8Asymm: what ONNX Runtime's quantized (QLinear*) operators take."""
+    return dtype.name in ("QuantizedS8", "Quantized8Asymm")
+
+
 FLOAT32 = DType("Float32", np.dtype(np.float32))
 INT32 = DType("Int32", np.dtype(np.int32))
 BOOL = DType("Bool", np.dtype(np.bool_))

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import ModelFormatError, UnsupportedOperatorError
 from .dtypes import DType
 from .flatbuf import Buffer, Table
-from .mgv2 import decode_dtype, decode_shape
+from .mgv2 import decode_dtype, decode_shape, refuse_packed
 from .params import check_param_type, decode_param, param_name
 from .records import ModelRecord, OprRecord, TensorRecord
 from .xxh64 import mgb_type_id
@@ -161,6 +161,7 @@ class _Blobs:
         self.buf = buf
 
     def take(self, name: str, shape: tuple[int, ...], dtype: DType, data_size: int, offset: int) -> np.ndarray:
+        refuse_packed(self.buf, name, dtype)
         count = math.prod(shape)
         nbytes = count * dtype.np_dtype.itemsize
         if offset + nbytes > data_size:

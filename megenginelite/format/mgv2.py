@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .dtypes import DTYPE_ENUM, FLOAT32, DType
+from .dtypes import DTYPE_ENUM, FLOAT32, LOW_BIT, DType
 from .flatbuf import Buffer, Table
 from .params import check_param_type, decode_param, param_name
 from .records import ModelRecord, OprRecord, TensorRecord
@@ -27,6 +27,7 @@ def decode_dtype(buf: Buffer, table: Table | None) -> DType:
     if code not in DTYPE_ENUM:
         raise buf.fail(f"unknown dtype enum value {code}")
     name, np_dtype = DTYPE_ENUM[code]
+    np_dtype = LOW_BIT[name][0] if name in LOW_BIT else np_dtype
     if np_dtype is None:
         raise buf.fail(f"dtype {name} (packed low-bit) is not supported")
     scale = zero_point = None
@@ -38,6 +39,12 @@ def decode_dtype(buf: Buffer, table: Table | None) -> DType:
     elif name.startswith("Quantized"):
         raise buf.fail(f"quantized dtype {name} has no scale")
     return DType(name, np_dtype, scale, zero_point)
+
+
+def refuse_packed(buf: Buffer, name: str, dtype: DType) -> None:
+    """4-bit values travel through the graph one per byte; constants stored packed are not read."""
+    if dtype.name in LOW_BIT:
+        raise buf.fail(f"tensor {name!r}: {dtype.name} constants (packed two per byte) are not supported")
 
 
 def decode_shape(buf: Buffer, table: Table, slot: int) -> tuple[int, ...]:
@@ -57,6 +64,7 @@ def decode_tensor(buf: Buffer, t: Table, data_slot: int | None) -> TensorRecord:
     data = None
     raw = t.bytes_vector(data_slot) if data_slot is not None else None
     if raw is not None and len(raw):
+        refuse_packed(buf, name, dtype)
         count = math.prod(shape)
         expected = count * dtype.np_dtype.itemsize
         if len(raw) != expected:

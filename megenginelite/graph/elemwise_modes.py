@@ -143,10 +143,46 @@ def _fma3_to_int8(x, y, z):
     return np.clip(np.rint(y * x.astype(np.float32) + z), -128, 127).astype(np.int8)
 
 
+def round_shr(x, k) -> np.ndarray:
+    """x / 2**k rounded half away from zero, as float64 (exact for 32-bit x): MegDNN's
+    rounding_shift_right_away_from_zero."""
+    v = np.asarray(x, np.float64) / np.exp2(np.asarray(k, np.float64))
+    return np.sign(v) * np.floor(np.abs(v) + 0.5)
+
+
+def _round_shr_saturate(out):
+    def fn(x, k):
+        info = np.iinfo(out)
+        return np.clip(round_shr(x, k), info.min, info.max).astype(out)
+    return fn
+
+
+def rmulh(a, m) -> np.ndarray:
+    """MegDNN's round_mulh_saturate: the rounded high half of the doubled product (a*m + 2**(n-1)) >> n, n the
+    value bits of a's type; MIN * MIN saturates to MAX."""
+    info = np.iinfo(a.dtype)
+    bits = info.bits - 1
+    p = a.astype(np.int64) * np.asarray(m).astype(np.int64)
+    out = (p + (1 << (bits - 1))) >> bits
+    return np.where((a == info.min) & (np.asarray(m) == info.min), info.max, out)
+
+
+def _fuse_add_rmulh_round_shr(x, b, m, k, low, high):
+    """clamp(round_shr(rmulh(x + b, m), k), low, high) as int8 (x + b wraps like the C++ integers)."""
+    with np.errstate(over="ignore"):
+        t = (x + b).astype(x.dtype)
+    return np.clip(round_shr(rmulh(t, m.astype(x.dtype)), k), low.astype(np.float64), high.astype(np.float64)) \
+        .astype(np.int8)
+
+
 # ElemwiseMultiType modes that are not quantized: value -> (name, inputs, numpy function, output numpy dtype)
 MULTI_MODES: dict[int, tuple[str, int, object, np.dtype]] = {
     0: ("FUSE_MUL_ADD3_INT16x32x32x32", 3, lambda x, y, z: x.astype(np.int32) * y + z, np.dtype(np.int32)),
     1: ("FUSE_MUL_ADD3_IXxF32xF32xI8", 3, _fma3_to_int8, np.dtype(np.int8)),
+    2: ("ROUND_SHR_SATURATE_IXxI8xI8", 2, _round_shr_saturate(np.int8), np.dtype(np.int8)),
+    3: ("FUSE_ADD_RMULH_ROUND_SHR_SATURATE_INT16x16x16x8", 6, _fuse_add_rmulh_round_shr, np.dtype(np.int8)),
+    4: ("FUSE_ADD_RMULH_ROUND_SHR_SATURATE_INT32x32x32x8", 6, _fuse_add_rmulh_round_shr, np.dtype(np.int8)),
+    5: ("ROUND_SHR_SATURATE_IXxI8xI16", 2, _round_shr_saturate(np.int16), np.dtype(np.int16)),
     54: ("FUSE_MUL_ADD3_INT16xF32xF32xF32", 3, lambda x, y, z: x.astype(np.float32) * y + z, np.dtype(np.float32)),
     55: ("MUL_INT16xF32xF32", 2, lambda x, y: x.astype(np.float32) * y, np.dtype(np.float32)),
     56: ("FUSE_MUL_ADD3_UINT8xF32xF32xF32", 3, lambda x, y, z: x.astype(np.float32) * y + z, np.dtype(np.float32)),

@@ -191,8 +191,7 @@ def multi_type_mode(op: Op) -> tuple[str, int, object, np.dtype]:
     """The (name, arity, numpy function, output dtype) of a non-quantized ElemwiseMultiType."""
     mode = op.params.get("mode", 0)
     if mode not in MULTI_MODES:
-        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: ElemwiseMultiType mode {mode} "
-                                       f"(the rounding-shift modes are not supported)")
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: ElemwiseMultiType mode {mode}")
     entry = MULTI_MODES[mode]
     if len(op.inputs) != entry[1]:
         raise fail(op, f"ElemwiseMultiType {entry[0]} takes {entry[1]} inputs, got {len(op.inputs)}")

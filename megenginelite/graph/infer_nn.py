@@ -214,13 +214,22 @@ def matmul_dims(op: Op, a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, in
     return m, k, n
 
 
+def matmul_dtype(op: Op) -> DType:
+    """The output dtype of a (batched) matrix multiply: the file's, else MegDNN's deduction: quantized operands
+    accumulate in QuantizedS32 of scale a_scale * b_scale."""
+    x, y = op.inputs[0].dtype, op.inputs[1].dtype
+    if op.output_dtype is not None or not (x.quantized and y.quantized):
+        return op.output_dtype or x
+    return DType("QuantizedS32", np.dtype(np.int32), float(np.float32(x.scale) * np.float32(y.scale)))
+
+
 @shape_rule("MatrixMul")
 def _matmul_shape(op: Op):
     a, b = op.inputs[0].shape, op.inputs[1].shape
     if len(a) != 2 or len(b) != 2:
         raise fail(op, f"MatrixMul needs 2-D inputs, got {list(a)} and {list(b)}")
     m, _, n = matmul_dims(op, a, b)
-    return [((m, n), op.output_dtype or op.inputs[0].dtype)]
+    return [((m, n), matmul_dtype(op))]
 
 
 @shape_rule("BatchedMatrixMul")
@@ -229,7 +238,7 @@ def _batched_matmul_shape(op: Op):
     if len(a) != 3 or len(b) != 3 or a[0] != b[0]:
         raise fail(op, f"BatchedMatrixMul needs 3-D inputs with one batch, got {list(a)} and {list(b)}")
     m, _, n = matmul_dims(op, a, b)
-    return [((a[0], m, n), op.output_dtype or op.inputs[0].dtype)]
+    return [((a[0], m, n), matmul_dtype(op))]
 
 
 @shape_rule("Softmax")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..format.dtypes import DType
+from ..format.dtypes import DType, quant_range
 from .elemwise_modes import round_half_away
 
 
@@ -18,5 +18,4 @@ def dequantize(x: np.ndarray, dtype: DType) -> np.ndarray:
 def quantize(x: np.ndarray, dtype: DType) -> np.ndarray:
     """round(x / scale) + zero_point saturated to the storage type (MegDNN's ``DTypeParam::quantize``)."""
     v = round_half_away(x.astype(np.float32) / np.float32(dtype.scale)) + (dtype.zero_point or 0)
-    info = np.iinfo(dtype.np_dtype)
-    return np.clip(v, info.min, info.max).astype(dtype.np_dtype)
+    return np.clip(v, *quant_range(dtype)).astype(dtype.np_dtype)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 import numpy as np
 
-from ..errors import LiteMemoryError, UnsupportedOperatorError
-from ..format.dtypes import is_bfloat16
+from ..errors import LiteError, LiteMemoryError, UnsupportedOperatorError
+from ..format.dtypes import DType, is_bfloat16
 from ..graph.infer import MALFORMED, fail
 from ..graph.ir import Graph, Op, Var, live_ops
 from .onnx_proto import External, Node, ValueInfo, encode_model, onnx_dtype
@@ -19,11 +20,14 @@ LoweringFn = Callable[["Builder", Op], list[str]]
 LOWERINGS: dict[str, LoweringFn] = {}
 # kind -> the modes / formats its lowering supports (for docs/operators.md); absent when the op has no modes
 SUPPORTED_MODES: dict[str, list[str]] = {}
+# kinds whose outputs are input elements moved or copied, never computed (reshape, transpose, slice, concat)
+MOVES_VALUES: set[str] = set()
 
 
-def lowering(*kinds: str, modes=None):
+def lowering(*kinds: str, modes=None, moves_values: bool = False):
     """Register the function that lowers MegBrain operators of these kinds to ONNX nodes; ``modes`` names the
-    modes (or formats) it handles, for the coverage table."""
+    modes (or formats) it handles, for the coverage table; ``moves_values``: the op only moves elements (so it
+    can move shifted QuantizedS8 values as they are)."""
     def register(fn: LoweringFn) -> LoweringFn:
         for k in kinds:
             if k in LOWERINGS:
@@ -31,22 +35,59 @@ def lowering(*kinds: str, modes=None):
             LOWERINGS[k] = fn
             if modes is not None:
                 SUPPORTED_MODES[k] = [str(m) for m in modes]
+            if moves_values:
+                MOVES_VALUES.add(k)
         return fn
     return register
+
+
+# Node names are "<opr type>#<opr index>:<output var>/<ONNX op>_<n>" (Builder.lower): a message of ONNX Runtime
+# ("in node (X)", "node with name 'X'", "node. Name:'X'") or of onnx's checker ("node name: X") naming a node names
+# the operator whose lowering emitted it.
+_NODE_OWNER = re.compile(r"node(?: name:| with name|\. Name:)? ?[('\"]?\w+#(\d+):")
+
+
+def owner_op(graph: Graph, message: str) -> Op | None:
+    """The operator whose lowering emitted the ONNX node an error message names, if it names one of ours."""
+    found = _NODE_OWNER.search(message)
+    return next((o for o in graph.ops if o.index == int(found.group(1))), None) if found else None
+
+
+def rejection_error(graph: Graph, source: str, exc: Exception) -> Exception:
+    """What to raise when ONNX Runtime (or onnx's checker) refuses a lowered model: an ``UnsupportedOperatorError``
+    naming the MegBrain operator whose lowering produced the rejected node, or (no node named) a ``LiteError`` that
+    says it is an internal error."""
+    message = " ".join(str(exc).split())
+    op = owner_op(graph, message)
+    if op is not None:
+        return UnsupportedOperatorError(f"{source}: unsupported operator {op.describe()}: its lowering was rejected "
+                                        f"({op.kind} on {[str(v.dtype) for v in op.inputs]}): {message}")
+    return LiteError(f"{source}: internal error: the lowered model was rejected: {message}")
 
 
 def onnx_type(dtype: np.dtype) -> int:
     return dtype if isinstance(dtype, int) else onnx_dtype(dtype)
 
 
+def shifted_dtype(dtype: DType) -> DType:
+    """How a QuantizedS8 value is held when shifted: uint8 q + 128, i.e. Quantized8Asymm with zero point 128."""
+    return DType("Quantized8Asymm", np.dtype(np.uint8), dtype.scale, (dtype.zero_point or 0) + 128)
+
+
 class Builder:
-    """Accumulates the ONNX graph: one value name per var, fresh names for intermediate values."""
+    """Accumulates the ONNX graph: one value name per var, fresh names for intermediate values.
+
+    QuantizedS8 vars may be held shifted (``shifted_dtype``): ONNX Runtime's integer convolution runs uint8
+    activations x int8 weights several times faster than int8 x int8 on x86 (u8s8 is the VNNI instruction), so
+    the quantized lowerings take and give QuantizedS8 activations as uint8 (``quantized`` / ``bind_quantized``);
+    any other lowering reading such a var gets its int8 form (made once, on first use)."""
 
     def __init__(self, graph: Graph):
         self.graph = graph
         self.nodes: list[Node] = []
         self.initializers: list[tuple[str, np.ndarray]] = []
         self._names: dict[int, str] = {}
+        self._shifted: dict[int, str] = {}  # var id -> its uint8 (q + 128) value
         self._const_cache: dict[tuple, str] = {}
         self._counter = 0
         self._node_prefix = "graph"
@@ -60,6 +101,8 @@ class Builder:
 
     def name(self, var: Var) -> str:
         """The ONNX value holding ``var``; constants become initializers on first use."""
+        if var.id not in self._names and var.id in self._shifted:
+            self._names[var.id] = self._move_zero(self._shifted[var.id], np.uint8(128), np.int8(0))
         if var.id not in self._names:
             if var.const is None:
                 raise UnsupportedOperatorError(f"var {var.name!r} is used before it is computed")
@@ -68,6 +111,35 @@ class Builder:
 
     def bind(self, var: Var, value: str) -> None:
         self._names[var.id] = value
+
+    def quantized(self, var: Var) -> tuple[str, DType]:
+        """The ONNX value of a quantized var and the dtype it is held in there (shifted or its own)."""
+        if var.id in self._shifted:
+            return self._shifted[var.id], shifted_dtype(var.dtype)
+        return self.name(var), var.dtype
+
+    def shifted(self, var: Var) -> tuple[str, DType]:
+        """Like ``quantized``, with a QuantizedS8 var shifted first if it is not yet (made once)."""
+        if var.dtype.name == "QuantizedS8" and var.id not in self._shifted:
+            self._shifted[var.id] = self._move_zero(self.name(var), np.int8(0), np.uint8(128))
+        return self.quantized(var)
+
+    def _move_zero(self, value: str, zero, new_zero) -> str:
+        """``value`` - ``zero`` + ``new_zero`` in ``new_zero``'s type (int8 <-> uint8 shifted; exact)."""
+        one = self.const(np.float32(1))
+        return self.node("QuantizeLinear", [self.node("DequantizeLinear", [value, one, self.const(zero)]), one,
+                                            self.const(new_zero)])
+
+    def storage(self, dtype: DType) -> DType:
+        """The dtype a lowering should produce a value of ``dtype`` in (then ``bind_quantized``)."""
+        return shifted_dtype(dtype) if dtype.name == "QuantizedS8" else dtype
+
+    def bind_quantized(self, var: Var, value: str, held: DType) -> None:
+        """Bind ``var`` to ``value`` held as ``held`` (its dtype or the shifted one)."""
+        if held.np_dtype != var.dtype.np_dtype:
+            self._shifted[var.id] = value
+        else:
+            self.bind(var, value)
 
     def inp(self, op: Op, i: int) -> str:
         return self.name(op.inputs[i])
@@ -130,8 +202,17 @@ class Builder:
             raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: no lowering for {op.kind!r}")
         self._node_prefix = f"{op.type}#{op.index}:{op.outputs[0].name if op.outputs else ''}"
         self._owner_tag = f"o{op.index}."
+        shifted = self._moves_shifted(op)
+        saved = {v.id: self._names.get(v.id) for v in shifted}
         try:
+            for var in shifted:  # the lowering moves the uint8 values; its outputs are shifted too
+                self._names[var.id] = self._shifted[var.id]
             outs = fn(self, op)
+            if shifted:
+                for var, value in zip(op.outputs, outs):
+                    if value is not None and var.dtype == shifted[0].dtype:
+                        self._shifted[var.id] = value
+                outs = [None if var.dtype == shifted[0].dtype else value for var, value in zip(op.outputs, outs)]
         except MemoryError as exc:  # tables sized by a huge declared shape (e.g. a corrupted file)
             raise LiteMemoryError(f"{op.describe()}: lowering needs more memory than this process may use: "
                                   f"{exc}") from None
@@ -140,11 +221,26 @@ class Builder:
                            f"{type(exc).__name__}: {exc}") from None
         finally:
             self._owner_tag = ""
+            for vid, value in saved.items():
+                if value is None:
+                    self._names.pop(vid, None)
+                else:
+                    self._names[vid] = value
         for var, value in zip(op.outputs, outs):
             if value is not None:
                 if is_bfloat16(var.dtype):
                     value = self.round_bfloat16(value)
                 self.bind(var, value)
+
+    def _moves_shifted(self, op: Op) -> list[Var]:
+        """The QuantizedS8 inputs of a value-moving op whose quantized inputs are all shifted and of the output's
+        dtype (the op then runs on the uint8 values); empty otherwise."""
+        if op.kind not in MOVES_VALUES or not op.outputs or op.outputs[0].dtype is None:
+            return []
+        quantized = [v for v in op.inputs if v.dtype is not None and v.dtype.quantized]
+        if not quantized or any(v.dtype != op.outputs[0].dtype or v.id not in self._shifted for v in quantized):
+            return []
+        return quantized
 
     def round_bfloat16(self, value: str) -> str:
         """A float32 value rounded to bfloat16 precision and carried on as float32.
@@ -183,8 +279,9 @@ class Builder:
         if expose_vars:
             for op in self.graph.ops:
                 for var in op.outputs:
-                    if var.id in self._names and not var.is_const and f"var{var.id}" not in taken:
-                        self.nodes.append(Node("Identity", [self._names[var.id]], [f"var{var.id}"],
+                    if (var.id in self._names or var.id in self._shifted) and not var.is_const \
+                            and f"var{var.id}" not in taken:
+                        self.nodes.append(Node("Identity", [self.name(var)], [f"var{var.id}"],
                                                f"expose/var{var.id}"))
                         outputs.append(ValueInfo(f"var{var.id}", var.dtype.np_dtype, tuple(var.shape)))
         domains = sorted({n.domain for n in self.nodes if n.domain})  # e.g. com.microsoft for ORT contrib ops

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import UnsupportedOperatorError
 from ..graph.elemwise_modes import QUANTIZED_MODES, mode_name
-from ..format.dtypes import DType
+from ..format.dtypes import DType, is_8bit_quantized, quant_range
 from ..graph.infer import multi_type_mode, quantized_mode
 from ..graph.ir import Op
 from .builder import Builder, lowering
@@ -316,8 +316,46 @@ def _fma3_to_int8(b, x, y, z):
     return b.cast(b.node("Clip", [rounded, _c(b, -128, np.float32), _c(b, 127, np.float32)]), np.int8)
 
 
+def _round_shr(b, x, k):
+    """x / 2**k rounded half away from zero, in float64 (exact for 32-bit integers)."""
+    v = b.node("Div", [b.cast(x, np.float64), b.node("Pow", [_c(b, 2.0, np.float64), b.cast(k, np.float64)])])
+    return _round(b, v, np.float64)
+
+
+def _saturate(b, v, low: str, high: str, out) -> str:
+    return b.cast(b.node("Clip", [v, low, high]), out)
+
+
+def _round_shr_saturate(out):
+    info = np.iinfo(out)
+    return lambda b, x, k: _saturate(b, _round_shr(b, x, k), _c(b, info.min, np.float64), _c(b, info.max, np.float64),
+                                     out)
+
+
+def _fuse_add_rmulh_round_shr(int_type):
+    """clamp(round_shr(rmulh(x + b, m), k), low, high) as int8, x + b wrapping like the C++ integers."""
+    bits = np.iinfo(int_type).bits
+
+    def emit(b, x, bias, m, k, low, high):
+        total = b.node("Add", [b.cast(x, np.int64), b.cast(bias, np.int64)])
+        half = _c(b, 1 << (bits - 1), np.int64)
+        wrapped = b.node("Sub", [b.node("Mod", [b.node("Add", [total, half]), _c(b, 1 << bits, np.int64)]), half])
+        m = b.cast(m, np.int64)  # rmulh in int64 (ONNX Runtime's Where has no int16 kernel)
+        prod = b.node("Add", [b.node("Mul", [wrapped, m]), _c(b, 1 << (bits - 2), np.int64)])
+        high_half = _floor_div(b, prod, _c(b, 1 << (bits - 1), np.int64), np.int64)
+        low_end = _c(b, -(1 << (bits - 1)), np.int64)
+        both_min = b.node("And", [b.node("Equal", [wrapped, low_end]), b.node("Equal", [m, low_end])])
+        high_half = b.node("Where", [both_min, _c(b, (1 << (bits - 1)) - 1, np.int64), high_half])
+        return _saturate(b, _round_shr(b, high_half, k), b.cast(low, np.float64), b.cast(high, np.float64), np.int8)
+    return emit
+
+
 # ElemwiseMultiType mode name -> emitter(builder, *inputs) -> value name
 MULTI_EMITTERS = {
+    "ROUND_SHR_SATURATE_IXxI8xI8": _round_shr_saturate(np.int8),
+    "ROUND_SHR_SATURATE_IXxI8xI16": _round_shr_saturate(np.int16),
+    "FUSE_ADD_RMULH_ROUND_SHR_SATURATE_INT16x16x16x8": _fuse_add_rmulh_round_shr(np.int16),
+    "FUSE_ADD_RMULH_ROUND_SHR_SATURATE_INT32x32x32x8": _fuse_add_rmulh_round_shr(np.int32),
     "FUSE_MUL_ADD3_INT16x32x32x32": lambda b, x, y, z: b.node("Add", [b.node("Mul", [b.cast(x, np.int32), y]), z]),
     "FUSE_MUL_ADD3_IXxF32xF32xI8": _fma3_to_int8,
     "FUSE_MUL_ADD3_INT16xF32xF32xF32": lambda b, x, y, z: b.node("Add", [b.node("Mul", [_f32(b, x), y]), z]),
@@ -332,32 +370,76 @@ MULTI_EMITTERS = {
 }
 
 
+def to_units(b: Builder, value: str, dtype: DType) -> str:
+    """A quantized value as float32 integers less the zero point: its real value in units of its scale (exact)."""
+    value = b.cast(value, np.float32)
+    return b.node("Sub", [value, _c(b, dtype.zero_point, np.float32)]) if dtype.zero_point else value
+
+
+def from_units(b: Builder, value: str, dtype: DType) -> str:
+    """float32 units of ``dtype``'s scale stored as ``dtype``: rounded half away from zero (MegDNN), plus the zero
+    point, saturated."""
+    value = _round(b, value, np.float32)
+    if dtype.zero_point:
+        value = b.node("Add", [value, _c(b, dtype.zero_point, np.float32)])
+    low, high = quant_range(dtype)
+    return b.cast(b.node("Clip", [value, _c(b, low, np.float32), _c(b, high, np.float32)]), dtype.np_dtype)
+
+
 def dequantize(b: Builder, value: str, dtype: DType) -> str:
     """A value as float32: (q - zero_point) * scale for quantized dtypes, a plain cast otherwise."""
-    value = b.cast(value, np.float32) if dtype.np_dtype != np.float32 else value
     if not dtype.quantized:
-        return value
-    if dtype.zero_point:
-        value = b.node("Sub", [value, _c(b, dtype.zero_point, np.float32)])
-    return b.node("Mul", [value, _c(b, dtype.scale, np.float32)])
+        return b.cast(value, np.float32) if dtype.np_dtype != np.float32 else value
+    return b.node("Mul", [to_units(b, value, dtype), _c(b, dtype.scale, np.float32)])
 
 
 def quantize(b: Builder, value: str, dtype: DType) -> str:
     """A float32 value in a quantized dtype: round(x / scale) half away from zero, + zero_point, saturated."""
-    value = _round(b, b.node("Div", [value, _c(b, dtype.scale, np.float32)]), np.float32)
-    if dtype.zero_point:
-        value = b.node("Add", [value, _c(b, dtype.zero_point, np.float32)])
-    info = np.iinfo(dtype.np_dtype)
-    return b.cast(b.node("Clip", [value, _c(b, info.min, np.float32), _c(b, info.max, np.float32)]), dtype.np_dtype)
+    return from_units(b, b.node("Div", [value, _c(b, dtype.scale, np.float32)]), dtype)
+
+
+def bind_units(b: Builder, var, value: str, real: bool = False) -> list[None]:
+    """Bind quantized ``var`` to a float32 ``value`` in units of its scale (``real``: a real value), rounded like
+    MegDNN and stored the way the builder holds ``var``'s dtype; the lowering's output list."""
+    held = b.storage(var.dtype)
+    b.bind_quantized(var, quantize(b, value, held) if real else from_units(b, value, held), held)
+    return [None]
+
+
+QLINEAR_ADD = ("ADD", "FUSE_ADD_RELU")
+
+
+def _qlinear_add(b: Builder, op: Op, name: str) -> bool:
+    """QADD / QFUSE_ADD_RELU of two 8-bit quantized tensors into an 8-bit one in ONNX Runtime's QLinearAdd (one
+    pass over uint8 values instead of a dozen float passes). It rounds the rescaled sum half to even where MegDNN
+    rounds half away from zero: one step apart where a sum lands exactly halfway. False if the dtypes do not fit."""
+    out = op.output_dtype
+    if not all(is_8bit_quantized(v.dtype) for v in op.inputs) or not is_8bit_quantized(out):
+        return False
+    held_out = b.storage(out)
+    inputs = []
+    for var in op.inputs:
+        value, held = b.shifted(var)
+        if held.np_dtype != held_out.np_dtype:
+            return False
+        inputs += [value, _c(b, held.scale, np.float32), _c(b, held.zero_point or 0, held.np_dtype)]
+    inputs += [_c(b, held_out.scale, np.float32), _c(b, held_out.zero_point or 0, held_out.np_dtype)]
+    value = b.node("QLinearAdd", inputs, domain="com.microsoft")
+    if name == "FUSE_ADD_RELU":
+        value = b.node("Max", [value, _c(b, held_out.zero_point or 0, held_out.np_dtype)])
+    b.bind_quantized(op.outputs[0], value, held_out)
+    return True
 
 
 @lowering("ElemwiseMultiType", modes=list(MULTI_EMITTERS) + [f"Q{name}" for name in QUANTIZED_MODES.values()])
 def lower_elemwise_multi_type(b: Builder, op: Op) -> list[str]:
     """Mixed-dtype element-wise ops: bool comparisons, int/float fused mul-adds, quantized Q* modes."""
     name = quantized_mode(op)
+    if name in QLINEAR_ADD and _qlinear_add(b, op, name):
+        return [None]
     if name:
-        reals = [dequantize(b, b.name(v), v.dtype) for v in op.inputs]
-        return [quantize(b, EMITTERS[name](b, *reals, np.float32), op.output_dtype)]
+        reals = [dequantize(b, *(b.quantized(v) if v.dtype.quantized else (b.name(v), v.dtype))) for v in op.inputs]
+        return bind_units(b, op.outputs[0], EMITTERS[name](b, *reals, np.float32), real=True)
     return [MULTI_EMITTERS[multi_type_mode(op)[0]](b, *[b.name(v) for v in op.inputs])]
 
 
@@ -385,6 +467,6 @@ def lower_typecvt(b: Builder, op: Op) -> list[str]:
     """Cast to the param dtype (float -> int truncates, -> bool is != 0; quantized via round(x / scale) + zp)."""
     src, dst = op.inputs[0].dtype, op.params["dtype"]
     if src.quantized or dst.quantized:
-        real = dequantize(b, b.inp(op, 0), src)
-        return [quantize(b, real, dst) if dst.quantized else b.cast(real, dst.np_dtype)]
+        real = dequantize(b, *(b.quantized(op.inputs[0]) if src.quantized else (b.inp(op, 0), src)))
+        return bind_units(b, op.outputs[0], real, real=True) if dst.quantized else [b.cast(real, dst.np_dtype)]
     return [b.cast(b.inp(op, 0), dst.np_dtype)]

@@ -12,31 +12,31 @@ from .builder import Builder, lowering
 INT64_MIN = -(2**63)
 
 
-@lowering("Reshape", "AxisAddRemove")
+@lowering("Reshape", "AxisAddRemove", moves_values=True)
 def lower_reshape(b: Builder, op: Op) -> list[str]:
     """Same data, new (statically known) shape; AxisAddRemove adds or removes size-1 axes."""
     return [b.reshape(b.inp(op, 0), op.outputs[0].shape)]
 
 
-@lowering(*PASSTHROUGH)
+@lowering(*PASSTHROUGH, moves_values=True)
 def lower_identity(b: Builder, op: Op) -> list[str]:
     """The input unchanged (copies and graph markers that compute nothing)."""
     return [b.inp(op, 0)]
 
 
-@lowering("Broadcast")
+@lowering("Broadcast", moves_values=True)
 def lower_broadcast(b: Builder, op: Op) -> list[str]:
     """numpy broadcast_to the target shape."""
     return [b.node("Expand", [b.inp(op, 0), b.ints(op.outputs[0].shape)])]
 
 
-@lowering("Concat")
+@lowering("Concat", moves_values=True)
 def lower_concat(b: Builder, op: Op) -> list[str]:
     """Concatenate along an axis (which may be negative)."""
     return [b.node("Concat", [b.name(v) for v in op.inputs], axis=op.params.get("axis", 0))]
 
 
-@lowering("Split")
+@lowering("Split", moves_values=True)
 def lower_split(b: Builder, op: Op) -> list[str]:
     """Split along an axis into pieces of the given sizes."""
     axis = norm_axis(op, op.params.get("axis", 0), len(op.inputs[0].shape))
@@ -45,7 +45,7 @@ def lower_split(b: Builder, op: Op) -> list[str]:
     return outs if isinstance(outs, list) else [outs]
 
 
-@lowering("Dimshuffle")
+@lowering("Dimshuffle", moves_values=True)
 def lower_dimshuffle(b: Builder, op: Op) -> list[str]:
     """Permute axes (out axis i = in axis pattern[i]); -1 inserts a size-1 axis, size-1 axes may be dropped."""
     x = op.inputs[0]
@@ -126,7 +126,7 @@ def select(b: Builder, value: str, shape: tuple[int, ...], index: list) -> str:
     return out
 
 
-@lowering("Subtensor", "IndexingMultiAxisVec")
+@lowering("Subtensor", "IndexingMultiAxisVec", moves_values=True)
 def lower_subtensor(b: Builder, op: Op) -> list[str]:
     """Python/numpy indexing: constant slices, integer indices (removing their axis) and int vectors."""
     x = op.inputs[0]

@@ -149,7 +149,9 @@ def write_txt_dump(path: str, graph: Graph, values: dict[int, np.ndarray]) -> No
         raise LiteError(f"failed to open {path}: {exc}") from exc
 
 
-_BIN_DTYPES = {"Float32": 0, "Uint8": 1, "Int8": 2, "Int16": 3, "Int32": 4, "Float16": 9, "Bool": 18, "Uint16": 19}
+# the real library's enum values; its quantized (parameterized) dtypes count from 100000
+_BIN_DTYPES = {"Float32": 0, "Uint8": 1, "Int8": 2, "Int16": 3, "Int32": 4, "Float16": 9, "Bool": 18, "Uint16": 19,
+               "Quantized8Asymm": 100000, "QuantizedS32": 100001, "QuantizedS8": 100002}
 
 
 def write_bin_dump(directory: str, graph: Graph, values: dict[int, np.ndarray]) -> None:

@@ -20,6 +20,7 @@ from ..graph import Graph, build_graph, infer_graph
 from ..graph.ir import DYNAMIC
 from ..graph.passes import optimize
 from ..lower import to_onnx_bytes, to_onnx_external
+from ..lower.builder import owner_op, rejection_error
 from .cache import SAVED_LEVEL, active_cache, cache_key
 from .device import DeviceMemory, DeviceView
 
@@ -109,6 +110,11 @@ class Plan:
     _binding: tuple | None = field(default=None, repr=False)  # (buffer ids/shapes/dtypes, buffers, IOBinding)
     graph_io: "CudaGraphIO | None" = field(default=None, repr=False)  # set when the session replays a CUDA graph
 
+    def _inference_error(self, exc: Exception) -> LiteError:
+        """A failed run as a LiteError naming the MegBrain operator whose node failed, where the message says."""
+        op = owner_op(self.graph, str(exc)) if self.graph is not None else None
+        return LiteError(f"inference failed{f' in {op.describe()}' if op else ''}: {exc}")
+
     @cached_property
     def on_cpu(self) -> bool:
         """Whether the session runs on ONNX Runtime's CPU provider (binding host arrays there copies nothing)."""
@@ -130,7 +136,12 @@ class Plan:
         intermediate vars (``var<id>`` -> array) when the plan exposes them.
         """
         if self.graph_io is not None:
-            self.graph_io.run(self.session, feeds, outputs)
+            try:
+                self.graph_io.run(self.session, feeds, outputs)
+            except LiteError:
+                raise
+            except Exception as exc:  # onnxruntime raises its own exception types
+                raise self._inference_error(exc) from exc
             return {}
         dynamic = self.dynamic_outputs
         buffers = [feeds[spec.name] for spec in self.inputs] + [outputs.get(spec.name) for spec in self.outputs]
@@ -164,7 +175,7 @@ class Plan:
         try:
             self.session.run_with_iobinding(binding)
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise LiteError(f"inference failed: {exc}") from exc
+            raise self._inference_error(exc) from exc
         for view in on_device:
             view.synchronize()
         if not dynamic and not self.exposed:
@@ -231,10 +242,7 @@ class CudaGraphIO:
             for name, mem in self.inputs:
                 _copy(mem, feeds[name], into=True)
             self._synchronize()  # ONNX Runtime's stream does not wait for the default stream's copies
-            try:
-                session.run_with_iobinding(self.binding)
-            except Exception as exc:  # onnxruntime raises its own exception types
-                raise LiteError(f"inference failed: {exc}") from exc
+            session.run_with_iobinding(self.binding)
             for name, mem in self.outputs:
                 if name in outputs:
                     _copy(mem, outputs[name], into=False)
@@ -345,16 +353,21 @@ class CompiledModel:
         options = config.session_options()
         keepalive: list = []
         node_types: frozenset[str] | None = None  # unknown for a cached model
-        if onnx_bytes is None and cache is not None:
-            onnx_bytes = self._optimized(to_onnx_bytes(graph, expose_vars=config.expose_vars), config)
-            cache.put(entry, onnx_bytes)
-        elif onnx_bytes is None:
-            # Weights stay in our arrays (mostly views on the file's bytes): ONNX Runtime uses them in place.
-            onnx_bytes, external, node_types = to_onnx_external(graph, expose_vars=config.expose_vars)
-            if external:
-                values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a)) for _, a in external]
-                options.add_external_initializers([n for n, _ in external], values)
-                keepalive = [external, values]
+        try:  # onnxruntime raises its own exception types
+            if onnx_bytes is None and cache is not None:
+                onnx_bytes = self._optimized(to_onnx_bytes(graph, expose_vars=config.expose_vars), config)
+                cache.put(entry, onnx_bytes)
+            elif onnx_bytes is None:
+                # Weights stay in our arrays (mostly views on the file's bytes): ONNX Runtime uses them in place.
+                onnx_bytes, external, node_types = to_onnx_external(graph, expose_vars=config.expose_vars)
+                if external:
+                    values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a)) for _, a in external]
+                    options.add_external_initializers([n for n, _ in external], values)
+                    keepalive = [external, values]
+        except LiteError:
+            raise
+        except Exception as exc:
+            raise rejection_error(graph, self.source, exc) from exc
         outputs = [TensorSpec(name, tuple(var.shape), var.dtype) for name, var in graph.outputs]
         inputs = [TensorSpec(v.name, tuple(v.shape), v.dtype) for v in graph.inputs]
         if config.cuda_graph and (config.expose_vars or any(DYNAMIC in spec.shape for spec in outputs)
@@ -367,8 +380,8 @@ class CompiledModel:
             try:
                 session = ort.InferenceSession(onnx_bytes, options,
                                                providers=replace(config, cuda_graph=False).provider_list())
-            except Exception as exc:
-                raise LiteError(f"{self.source}: ONNX Runtime rejected the lowered model: {exc}") from exc
+            except Exception as exc:  # onnxruntime raises its own exception types
+                raise rejection_error(graph, self.source, exc) from exc
         check_providers(session, config, self.source)
         onnx_outputs = [o.name for o in session.get_outputs()]
         return Plan(graph=graph, session=session, inputs=inputs, outputs=outputs,

@@ -22,6 +22,7 @@ from ..format import ModelRecord
 from ..graph import Graph, build_graph, infer_graph
 from ..graph.passes import optimize
 from ..lower import OPSET, Builder
+from ..lower.builder import rejection_error
 from ..graph.ir import live_ops
 from .summary import mge_version_string
 
@@ -61,6 +62,10 @@ def lower_model(record: ModelRecord, shapes: dict[str, tuple[int, ...]] | None =
     infer_graph(graph, shapes)
     optimize(graph, pad_channels=False)
     model = onnx.load_from_string(_CountingBuilder(graph, progress).build(graph_name(record)))
+    try:  # types too: a node ONNX Runtime would refuse must not reach the file
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as exc:  # checker and shape-inference errors
+        raise rejection_error(graph, record.source, exc) from None
     return model, graph
 
 
