@@ -134,11 +134,14 @@ class LiteModel:
             return _error(500, f"{type(exc).__name__}: {exc}")
 
 
+HEALTH_CHECK_PERIOD_S = 2.0  # a dead replica is noticed and replaced within seconds (Ray's default: 10 s)
+
+
 def build_app(model: bytes, options: ServeOptions) -> serve.Application:
     """The Ray Serve application serving ``model`` (the file's bytes: replicas on other nodes need no copy of
     the file) as ``options`` say."""
     max_ongoing = max(64, 4 * options.max_batch)
-    deployment_options = {"max_ongoing_requests": max_ongoing,
+    deployment_options = {"max_ongoing_requests": max_ongoing, "health_check_period_s": HEALTH_CHECK_PERIOD_S,
                           "ray_actor_options": {"num_cpus": options.num_cpus if options.num_cpus is not None
                                                 else options.threads,
                                                 **({"num_gpus": 1} if options.device == "cuda" else {})}}
@@ -156,24 +159,32 @@ def serve_until_stopped(model: bytes, options: ServeOptions, *, host: str, port:
     """Deploy on Ray (a new local instance, or the cluster at ``address``), call ``ready(url)`` once it answers,
     and serve until SIGINT or SIGTERM; then the application is deleted (and a local Ray shut down)."""
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous: dict = {}
     local = address is None
     try:
         ray.init(address=address, num_cpus=num_cpus if local else None, include_dashboard=False if local else None,
                  log_to_driver=False, configure_logging=False)
+        # after ray.init, which installs a SIGTERM handler of its own that ends the process at once
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         serve.start(http_options={"host": host, "port": port})
         serve.run(build_app(model, options), name=options.name, route_prefix="/")
         ready(f"http://{host}:{port}/v2/models/{options.name}")
         while not stop.wait(0.2):
             pass
     finally:
-        try:
-            if ray.is_initialized():
-                if local:
-                    serve.shutdown()
-                else:
-                    serve.delete(options.name)
-        finally:
-            ray.shutdown()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        if ray.is_initialized():
+            # bounded: after a Ctrl-C in a terminal the local Ray processes got the SIGINT too and may be gone
+            _bounded(serve.shutdown if local else lambda: serve.delete(options.name), STOP_TIMEOUT_S)
+        ray.shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+STOP_TIMEOUT_S = 30.0
+
+
+def _bounded(call, seconds: float) -> None:
+    """Run ``call`` on a daemon thread and wait at most ``seconds`` for it."""
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(seconds)
