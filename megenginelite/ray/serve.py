@@ -107,7 +107,7 @@ class LiteModel:
                     return _error(405, f"{request.method} is not allowed on {request.url.path}")
                 if rest:
                     return _json(200, {"live": True} if rest[1] == "live" else {"ready": True})
-                return _json(200, {"name": "megenginelite", "version": version(), "extensions": ["binary_tensor_data"]})
+                return _json(200, {"name": "megenginelite", "version": version, "extensions": ["binary_tensor_data"]})
             if rest[:1] != ["models"] or len(rest) < 2:
                 return _error(404, f"no such endpoint {request.url.path!r}")
             if rest[1] != name:
