@@ -490,7 +490,7 @@ def cmd_serve(args) -> int:
     if args.batch_wait_ms < 0 or not args.max_request_mb > 0:
         raise UsageError("--batch-wait-ms takes a number >= 0 and --max-request-mb a number > 0")
     model = _model_bytes(args.model)
-    batching = ModelRunner(model, device=args.device, threads=args.threads, batching=args.max_batch > 1).batching
+    batching = ModelRunner(model, device=args.device, threads=args.threads, max_batch=min(args.max_batch, 2)).batching
     if args.max_batch > 1 and not batching:
         _warn("dim 0 of this model is not a batch dim (two stacked samples do not give the two outputs): "
               "requests are served one per forward, with the model's exact shapes")
@@ -513,7 +513,7 @@ def cmd_serve(args) -> int:
 
     try:
         serving.serve_until_stopped(model, options, host=args.host, port=args.port, address=args.address,
-                                    num_cpus=args.ray_cpus, ready=ready)
+                                    num_cpus=args.ray_cpus, access_log=args.access_log, ready=ready)
     except ConnectionError as exc:
         raise CommandError(f"cannot reach the Ray cluster at {args.address}: {_one_line(exc)}") from None
     return 0
@@ -653,6 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="a running Ray cluster to deploy on (e.g. 'auto' or HOST:6379)")
     p.add_argument("--ray-cpus", type=_positive, metavar="N", help="CPUs of the local Ray instance (default all)")
     p.add_argument("--replica-cpus", type=float, metavar="X", help="Ray CPUs reserved per replica (default --threads)")
+    p.add_argument("--access-log", action="store_true", help="replicas log every request (Ray Serve's logs)")
     p.add_argument("--json", action="store_true", help="print one JSON line once serving")
     p.set_defaults(func=cmd_serve)
 

@@ -90,7 +90,7 @@ def _inputs(n: int, seed: int) -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def direct():
     """Direct runs: one ``LiteNetwork`` (through the runner), one forward per input."""
-    runner = ModelRunner(model_path(SHUFFLENET), batching=False)
+    runner = ModelRunner(model_path(SHUFFLENET), max_batch=1)
     return lambda x: runner.forward({"data": x})["Softmax"]
 
 

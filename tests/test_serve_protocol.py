@@ -113,9 +113,9 @@ def test_runner_batches_shufflenet_and_splits_outputs_back(runner):
     ref = reference(SHUFFLENET)
     x = ref["input:data"]
     rng = np.random.RandomState(3)
-    others = [rng.uniform(0, 1, (n, 3, 224, 224)).astype(np.float32) for n in (1, 2)]
+    others = [rng.uniform(0, 1, (n, 3, 224, 224)).astype(np.float32) for n in (1, 2, 5, 4)]
     alone = [runner.forward({"data": a})["Softmax"] for a in [x, *others]]
-    results = runner.run_many([{"data": x}, {"data": others[0]}, {"data": others[1]}])
+    results = runner.run_many([{"data": a} for a in [x, *others]])  # 13 rows: chunks of 8, 4 and 1
     assert_matches(SHUFFLENET, results[0]["Softmax"], ref["output:Softmax"], "Softmax")
     for got, want in zip(results, alone):
         assert got["Softmax"].shape == want.shape
@@ -139,3 +139,21 @@ def test_importing_the_package_does_not_import_ray():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name", ["op_reduce_mean_axis0", "op_reduce_sum_all"])
+def test_a_model_whose_dim_0_is_no_batch_is_served_one_request_per_forward(name):
+    entry = BY_NAME[name]
+    model = ModelRunner(model_path(entry))
+    assert not model.batching
+    spec = model.inputs[0]
+    assert model.shape(spec) == list(spec.shape)
+    ref = reference(entry)
+    request = {s.name: ref[f"input:{s.name}"] for s in model.inputs}
+    assert model.check(request) == 1
+    for result in model.run_many([request, request]):
+        for out in model.output_names:
+            assert_matches(entry, result[out], ref[f"output:{out}"], out)
+    doubled = {k: np.concatenate([v, v]) for k, v in request.items()}
+    with pytest.raises(RequestError, match="does not match the model's"):
+        model.check(doubled)

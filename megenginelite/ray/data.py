@@ -20,12 +20,13 @@ class Predictor:
     A batch holds one column per model input, each row one sample without the batch dim (rows of a
     ``(1, 3, 224, 224)`` input are ``(3, 224, 224)``); the result has one column per output, row i the output of
     row i, and the columns named in ``keep`` passed through (e.g. the ids or paths that say which row is which).
-    Rows go through the network stacked along dim 0 (``ModelRunner``); a model that cannot be batched runs row
-    by row. Rows of the wrong shape or dtype raise ``RequestError``.
+    Rows go through the network stacked along dim 0, at most ``max_batch`` per forward (``ModelRunner``); a
+    model that cannot be batched runs row by row. Rows of the wrong shape or dtype raise ``RequestError``.
     """
 
-    def __init__(self, model: str | bytes, *, threads: int = 1, device: str = "cpu", keep: Sequence[str] = ()):
-        self.runner = ModelRunner(model, device=device, threads=threads)
+    def __init__(self, model: str | bytes, *, threads: int = 1, device: str = "cpu", max_batch: int = 16,
+                 keep: Sequence[str] = ()):
+        self.runner = ModelRunner(model, device=device, threads=threads, max_batch=max_batch)
         self.keep = tuple(keep)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -59,7 +60,7 @@ def run_folder(model: bytes, input_dir: str, output_dir: str, *, batch_size: int
     paths written. Ray must be initialized."""
     import ray
 
-    runner = ModelRunner(model, device=device, threads=threads)
+    runner = ModelRunner(model, device=device, threads=threads, max_batch=1)  # for the names
     if len(runner.inputs) != 1:
         raise RequestError(f"run-dataset takes single-input models; this one has {len(runner.inputs)} inputs")
     input_name = runner.inputs[0].name
@@ -71,7 +72,7 @@ def run_folder(model: bytes, input_dir: str, output_dir: str, *, batch_size: int
     dataset = (ray.data.from_items([{"path": f} for f in files])
                .map_batches(_load, fn_kwargs={"input_name": input_name}, batch_size=batch_size)
                .map_batches(Predictor, fn_constructor_args=(model,), fn_constructor_kwargs={
-                   "threads": threads, "device": device, "keep": ("path",)},
+                   "threads": threads, "device": device, "max_batch": batch_size, "keep": ("path",)},
                    concurrency=concurrency, batch_size=batch_size, num_cpus=threads))
     written = []
     progress(0, len(files))

@@ -55,7 +55,7 @@ class LiteModel:
     def __init__(self, model: bytes, options: ServeOptions):
         self.options = options
         self.runner = ModelRunner(model, device=options.device, threads=options.threads,
-                                  batching=options.max_batch > 1)
+                                  max_batch=options.max_batch)
         self._batched.set_max_batch_size(options.max_batch)
         self._batched.set_batch_wait_timeout_s(options.batch_wait_ms / 1e3)
         self.metadata = model_metadata(options.name,
@@ -155,9 +155,10 @@ def build_app(model: bytes, options: ServeOptions) -> serve.Application:
 
 
 def serve_until_stopped(model: bytes, options: ServeOptions, *, host: str, port: int, address: str | None,
-                        num_cpus: int | None, ready) -> None:
+                        num_cpus: int | None, access_log: bool = False, ready) -> None:
     """Deploy on Ray (a new local instance, or the cluster at ``address``), call ``ready(url)`` once it answers,
-    and serve until SIGINT or SIGTERM; then the application is deleted (and a local Ray shut down)."""
+    and serve until SIGINT or SIGTERM; then the application is deleted (and a local Ray shut down). Replicas log
+    each request only with ``access_log`` (the log lines cost CPU per request)."""
     stop = threading.Event()
     previous: dict = {}
     local = address is None
@@ -167,7 +168,8 @@ def serve_until_stopped(model: bytes, options: ServeOptions, *, host: str, port:
         # after ray.init, which installs a SIGTERM handler of its own that ends the process at once
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         serve.start(http_options={"host": host, "port": port})
-        serve.run(build_app(model, options), name=options.name, route_prefix="/")
+        serve.run(build_app(model, options), name=options.name, route_prefix="/",
+                  logging_config={"enable_access_log": access_log, "log_level": "INFO" if access_log else "WARNING"})
         ready(f"http://{host}:{port}/v2/models/{options.name}")
         while not stop.wait(0.2):
             pass
