@@ -549,6 +549,14 @@ def cmd_run_dataset(args) -> int:
 
 # ---------------------------------------------------------------------------------------------- parser
 
+def _ray_options(p: argparse.ArgumentParser, worker: str, address_use: str) -> None:
+    """The options ``serve`` and ``run-dataset`` share: each ``worker`` (replica, actor) holds one network."""
+    p.add_argument("--threads", type=_positive, default=1, metavar="N", help=f"threads per forward per {worker}")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help=f"where {worker}s run (default cpu)")
+    p.add_argument("--address", help=f"a running Ray cluster to {address_use} (default: a local Ray instance)")
+    p.add_argument("--ray-cpus", type=_positive, metavar="N", help="CPUs of the local Ray instance (default all)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, formatter_class=_Formatter,
                      description="Inspect, run, benchmark and convert MegEngine .mge models (megenginelite: the "
@@ -642,16 +650,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_positive, default=8000, help="HTTP port (default 8000)")
     p.add_argument("--replicas", type=_replicas, default=(1, None), metavar="N|MIN-MAX",
                    help="replicas: a fixed count, or autoscaling bounds (default 1)")
-    p.add_argument("--threads", type=_positive, default=1, metavar="N", help="threads per forward per replica")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where replicas run (default cpu)")
+    _ray_options(p, "replica", "deploy on (e.g. 'auto' or HOST:6379)")
     p.add_argument("--max-batch", type=_positive, default=8, metavar="N",
                    help="most requests stacked into one forward; 1 turns batching off (default 8)")
     p.add_argument("--batch-wait-ms", type=float, default=5.0, metavar="MS",
                    help="how long a batch waits for more requests (default 5)")
     p.add_argument("--max-request-mb", type=float, default=64.0, metavar="MB",
                    help="larger request bodies are refused with HTTP 413 (default 64)")
-    p.add_argument("--address", help="a running Ray cluster to deploy on (e.g. 'auto' or HOST:6379)")
-    p.add_argument("--ray-cpus", type=_positive, metavar="N", help="CPUs of the local Ray instance (default all)")
     p.add_argument("--replica-cpus", type=float, metavar="X", help="Ray CPUs reserved per replica (default --threads)")
     p.add_argument("--access-log", action="store_true", help="replicas log every request (Ray Serve's logs)")
     p.add_argument("--json", action="store_true", help="print one JSON line once serving")
@@ -668,10 +673,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output_dir", metavar="OUTPUT_DIR", help="folder for the .npz outputs")
     p.add_argument("--batch-size", type=_positive, default=16, metavar="N", help="samples per forward (default 16)")
     p.add_argument("--concurrency", type=_positive, default=1, metavar="N", help="actors, one network each")
-    p.add_argument("--threads", type=_positive, default=1, metavar="N", help="threads per forward per actor")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default cpu)")
-    p.add_argument("--address", help="a running Ray cluster to run on (default: a local instance)")
-    p.add_argument("--ray-cpus", type=_positive, metavar="N", help="CPUs of the local Ray instance (default all)")
+    _ray_options(p, "actor", "run on")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--progress", action="store_true", help="draw the progress bar even when stderr is no TTY")
     p.set_defaults(func=cmd_run_dataset)

@@ -73,7 +73,7 @@ def run_folder(model: bytes, input_dir: str, output_dir: str, *, batch_size: int
                .map_batches(_load, fn_kwargs={"input_name": input_name}, batch_size=batch_size)
                .map_batches(Predictor, fn_constructor_args=(model,), fn_constructor_kwargs={
                    "threads": threads, "device": device, "max_batch": batch_size, "keep": ("path",)},
-                   concurrency=concurrency, batch_size=batch_size, num_cpus=threads))
+                   compute=ray.data.ActorPoolStrategy(size=concurrency), batch_size=batch_size, num_cpus=threads))
     written = []
     progress(0, len(files))
     for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
