@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -49,27 +50,36 @@ def server(ray_session):
     """``megenginelite serve`` in a subprocess, deployed on the test session's Ray (replicas reserve no CPU, so
     Ray Data has the session's 2); stopped with SIGTERM, which must end it with status 0."""
     port = _free_port()
+    log = tempfile.TemporaryFile("w+")  # not a pipe: Ray's log lines could fill one and block the server
     proc = subprocess.Popen(
         [sys.executable, "-m", "megenginelite", "serve", model_path(SHUFFLENET), "--port", str(port), "--json",
          "--address", ray_session.get_runtime_context().gcs_address, "--replica-cpus", "0",
          "--max-request-mb", str(MAX_REQUEST_MB)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
+        stdout=subprocess.PIPE, stderr=log, text=True, env=_env(), cwd=ROOT)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
-    try:
-        info = json.loads(lines.get(timeout=180))
-    except queue.Empty:
-        proc.kill()
-        pytest.fail(f"megenginelite serve did not start: {proc.communicate(timeout=30)[1][-2000:]}")
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            info = json.loads(lines.get(timeout=1))
+            break
+        except queue.Empty:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                log.seek(0)
+                pytest.fail(f"megenginelite serve did not start: {log.read()[-2000:]}")
     assert info["url"] == f"http://127.0.0.1:{port}/v2/models/{MODEL}"
     try:
         yield f"127.0.0.1:{port}"
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            assert proc.wait(timeout=90) == 0, proc.stderr.read()[-2000:]
+            status = proc.wait(timeout=90)
+            log.seek(0)
+            assert status == 0, log.read()[-2000:]
         finally:
             proc.kill()
+            log.close()
 
 
 def _client(url: str):
