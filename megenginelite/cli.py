@@ -523,14 +523,14 @@ def cmd_run_dataset(args) -> int:
     data = _ray_module("data")
     import ray
 
+    from .ray import init_ray
+
     model = _model_bytes(args.model)
     if not os.path.isdir(args.input_dir):
         raise CommandError(f"{args.input_dir}: not a directory")
     show = _show_progress(args)
     start = time.perf_counter()
-    ray.init(address=args.address, num_cpus=args.ray_cpus if args.address is None else None,
-             include_dashboard=False if args.address is None else None, log_to_driver=False,
-             configure_logging=False)
+    init_ray(args.address, args.ray_cpus)
     try:
         written = data.run_folder(model, args.input_dir, args.output_dir, batch_size=args.batch_size,
                                   concurrency=args.concurrency, threads=args.threads, device=args.device,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Callable, Sequence
@@ -68,7 +69,10 @@ def run_folder(model: bytes, input_dir: str, output_dir: str, *, batch_size: int
     if not files:
         raise RequestError(f"{input_dir}: no .npy files")
     os.makedirs(output_dir, exist_ok=True)
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # the caller's ``progress`` draws one
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # importing ray.data configured it anew
     dataset = (ray.data.from_items([{"path": f} for f in files])
                .map_batches(_load, fn_kwargs={"input_name": input_name}, batch_size=batch_size)
                .map_batches(Predictor, fn_constructor_args=(model,), fn_constructor_kwargs={

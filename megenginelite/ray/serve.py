@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from ..base import version
 from ..errors import RequestError
+from . import init_ray
 from .protocol import HEADER_LENGTH, encode_infer, error_body, model_metadata, parse_infer
 from .runner import ModelRunner, Tensors
 
@@ -163,8 +164,7 @@ def serve_until_stopped(model: bytes, options: ServeOptions, *, host: str, port:
     previous: dict = {}
     local = address is None
     try:
-        ray.init(address=address, num_cpus=num_cpus if local else None, include_dashboard=False if local else None,
-                 log_to_driver=False, configure_logging=False)
+        init_ray(address, num_cpus)
         # after ray.init, which installs a SIGTERM handler of its own that ends the process at once
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         serve.start(http_options={"host": host, "port": port})
