@@ -655,8 +655,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most requests stacked into one forward; 1 turns batching off (default 8)")
     p.add_argument("--batch-wait-ms", type=float, default=5.0, metavar="MS",
                    help="how long a batch waits for more requests (default 5)")
-    p.add_argument("--max-request-mb", type=float, default=64.0, metavar="MB",
-                   help="larger request bodies are refused with HTTP 413 (default 64)")
+    p.add_argument("--max-request-mb", type=float, default=16.0, metavar="MB",
+                   help="larger request bodies are refused with HTTP 413 (default 16)")
     p.add_argument("--replica-cpus", type=float, metavar="X", help="Ray CPUs reserved per replica (default --threads)")
     p.add_argument("--access-log", action="store_true", help="replicas log every request (Ray Serve's logs)")
     p.add_argument("--json", action="store_true", help="print one JSON line once serving")

@@ -34,7 +34,7 @@ class ServeOptions:
     threads: int = 1
     max_batch: int = 8  # 1: no batching
     batch_wait_ms: float = 5.0
-    max_request_bytes: int = 64 << 20
+    max_request_bytes: int = 16 << 20  # with max_ongoing_requests: what the bodies a replica holds can take
     replicas: int = 1
     min_replicas: int | None = None  # with max_replicas: autoscaling instead of a fixed count
     max_replicas: int | None = None
