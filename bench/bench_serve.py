@@ -183,7 +183,8 @@ def main() -> None:
     servers = [("plain (http.server)", [__file__, args.model, "--cores", str(args.cores)], True)]
     for replicas in (1, 2):
         for batching in (True, False):
-            label = f"ray serve, {replicas} replica{'s' if replicas > 1 else ''}, batching {'on' if batching else 'off'}"
+            label = (f"ray serve, {replicas} replica{'s' if replicas > 1 else ''}, "
+                     f"batching {'on' if batching else 'off'}")
             servers.append((label, ["-m", "megenginelite", "serve", args.model, "--json", "--ray-cpus",
                                     str(args.cores), "--replicas", str(replicas),
                                     "--threads", str(max(1, args.cores // replicas)),

@@ -171,7 +171,8 @@ def _binary_request(size: int, data: bytes) -> tuple[bytes, dict]:
 INFER = f"/v2/models/{MODEL}/infer"
 BAD_REQUESTS = {
     "unknown input name": (INFER, _json_request(name="image"), {}, 400, "unknown input 'image'"),
-    "wrong dtype": (INFER, _json_request(datatype="INT32", data=[1] * 3 * 224 * 224), {}, 400, "datatype int32 does not match"),
+    "wrong dtype": (INFER, _json_request(datatype="INT32", data=[1] * 3 * 224 * 224), {}, 400,
+                    "datatype int32 does not match"),
     "wrong shape": (INFER, _json_request(shape=[1, 3, 224, 223]), {}, 400, "does not match the model's"),
     "unknown datatype string": (INFER, _json_request(datatype="float"), {}, 400, "unsupported datatype 'float'"),
     "malformed JSON": (INFER, b'{"inputs": [', {}, 400, "malformed JSON"),
@@ -180,7 +181,7 @@ BAD_REQUESTS = {
     "header length past the body": (INFER, b"{}", {"Inference-Header-Content-Length": "1000"}, 400,
                                     "outside the body"),
     "too large": (INFER, bytes(MAX_REQUEST_MB * 2**20 + 1), {}, 413, "exceeds the limit"),
-    "unknown model": (f"/v2/models/nosuch/infer", _json_request(), {}, 404, "unknown model 'nosuch'"),
+    "unknown model": ("/v2/models/nosuch/infer", _json_request(), {}, 404, "unknown model 'nosuch'"),
     "unknown version": (f"/v2/models/{MODEL}/versions/2/infer", _json_request(), {}, 404, "unknown version '2'"),
 }
 

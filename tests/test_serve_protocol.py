@@ -126,7 +126,8 @@ def test_runner_batches_shufflenet_and_splits_outputs_back(runner):
     ({"nosuch": np.zeros((1, 3, 224, 224), np.float32)}, "unknown input 'nosuch'"),
     ({}, "missing input 'data'"),
     ({"data": np.zeros((1, 3, 224, 224), np.int32)}, "datatype int32 does not match the model's float32"),
-    ({"data": np.zeros((1, 3, 224), np.float32)}, r"shape \[1, 3, 224\] does not match the model's \[-1, 3, 224, 224\]"),
+    ({"data": np.zeros((1, 3, 224), np.float32)},
+     r"shape \[1, 3, 224\] does not match the model's \[-1, 3, 224, 224\]"),
     ({"data": np.zeros((0, 3, 224, 224), np.float32)}, "empty batch"),
 ])
 def test_runner_check_refuses_what_does_not_fit_the_model(runner, inputs, message):

@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import RequestError
-from .runner import ModelRunner, Tensors
+from .runner import ModelRunner
 
 
 class Predictor:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,7 +42,6 @@ class InferRequest:
     inputs: dict[str, np.ndarray]
     outputs: dict[str, bool] | None = None  # None: every output, binary as ``binary_default`` says
     binary_default: bool = False
-    parameters: dict[str, Any] = field(default_factory=dict)
 
 
 def _object(value: Any, what: str) -> dict:
@@ -135,7 +134,7 @@ def parse_infer(body: bytes, header_length: str | None) -> InferRequest:
         raise RequestError(f"{len(binary) - offset} bytes of binary data follow the inputs' binary_data_size")
     params = _object(request.get("parameters", {}), "'parameters'")
     result = InferRequest(request.get("id") if isinstance(request.get("id"), str) else None, inputs,
-                          binary_default=bool(params.get("binary_data_output", False)), parameters=params)
+                          binary_default=bool(params.get("binary_data_output", False)))
     if "outputs" in request:
         raw_outputs = request["outputs"]
         if not isinstance(raw_outputs, list):

@@ -63,8 +63,8 @@ class ModelRunner:
     def _sample(self, seed: int) -> Tensors:
         """Inputs of the model's own shapes: uniform [0, 1) floats, zeros for other dtypes (which may be indices)."""
         rng = np.random.RandomState(seed)
-        return {s.name: rng.uniform(0, 1, s.shape).astype(s.dtype) if s.dtype.kind == "f" else np.zeros(s.shape, s.dtype)
-                for s in self.inputs}
+        return {s.name: rng.uniform(0, 1, s.shape).astype(s.dtype) if s.dtype.kind == "f"
+                else np.zeros(s.shape, s.dtype) for s in self.inputs}
 
     def _stacks_along_dim0(self, first: Tensors) -> bool:
         if any(not s.shape for s in self.inputs + self.outputs):

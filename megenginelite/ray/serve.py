@@ -12,6 +12,7 @@ import json
 import signal
 import threading
 from dataclasses import dataclass
+from typing import Callable
 
 import ray
 from ray import serve
@@ -156,7 +157,7 @@ def build_app(model: bytes, options: ServeOptions) -> serve.Application:
 
 
 def serve_until_stopped(model: bytes, options: ServeOptions, *, host: str, port: int, address: str | None,
-                        num_cpus: int | None, access_log: bool = False, ready) -> None:
+                        num_cpus: int | None, access_log: bool = False, ready: Callable[[str], None]) -> None:
     """Deploy on Ray (a new local instance, or the cluster at ``address``), call ``ready(url)`` once it answers,
     and serve until SIGINT or SIGTERM; then the application is deleted (and a local Ray shut down). Replicas log
     each request only with ``access_log`` (the log lines cost CPU per request)."""
