@@ -10,6 +10,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import BY_NAME, assert_matches, model_path, reference
 from megenginelite.errors import RequestError
@@ -158,3 +160,29 @@ def test_a_model_whose_dim_0_is_no_batch_is_served_one_request_per_forward(name)
     doubled = {k: np.concatenate([v, v]) for k, v in request.items()}
     with pytest.raises(RequestError, match="does not match the model's"):
         model.check(doubled)
+
+
+SCALARS = st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=8)
+JSON_VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
+                           | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20)
+TENSORS = st.fixed_dictionaries(
+    {"name": st.sampled_from(["x", "y"]), "datatype": st.sampled_from(["FP32", "INT8", "BOOL", "FP16", "X"]),
+     "shape": st.lists(st.integers(-1, 3), max_size=3)},
+    optional={"data": JSON_VALUES, "parameters": st.fixed_dictionaries({"binary_data_size": st.integers(-1, 40)})})
+
+
+@settings(max_examples=300, deadline=None)
+@given(header=st.fixed_dictionaries({}, optional={"inputs": st.lists(TENSORS | JSON_VALUES, max_size=3),
+                                                  "outputs": JSON_VALUES, "parameters": JSON_VALUES,
+                                                  "id": JSON_VALUES}),
+       binary=st.binary(max_size=48), length_delta=st.integers(-3, 3), use_length=st.booleans())
+def test_any_request_parses_or_is_a_request_error(header, binary, length_delta, use_length):
+    """Random requests, JSON and binary: a parsed request or a RequestError, never another exception."""
+    head = json.dumps(header).encode()
+    length = str(len(head) + length_delta) if use_length else None
+    try:
+        parsed = parse_infer(head + binary if use_length else head, length)
+    except RequestError:
+        return
+    for arr in parsed.inputs.values():
+        assert isinstance(arr, np.ndarray)
