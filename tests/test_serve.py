@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -45,51 +44,59 @@ def _env() -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
 
-@pytest.fixture(scope="module")
-def server(ray_session):
-    """``megenginelite serve`` in a subprocess, deployed on the test session's Ray (replicas reserve no CPU, so
-    Ray Data has the session's 2); stopped with SIGTERM, which must end it with status 0."""
-    port = _free_port()
-    log = tempfile.TemporaryFile("w+")  # not a pipe: Ray's log lines could fill one and block the server
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "megenginelite", "serve", model_path(SHUFFLENET), "--port", str(port), "--json",
-         "--address", ray_session.get_runtime_context().gcs_address, "--replica-cpus", "0",
-         "--max-request-mb", str(MAX_REQUEST_MB)],
-        stdout=subprocess.PIPE, stderr=log, text=True, env=_env(), cwd=ROOT)
+def _start(args: list, log) -> tuple[subprocess.Popen, str]:
+    """``python -m megenginelite ARGS`` (stderr into ``log``: a pipe could fill and block it) and its first line
+    of output, which a server prints once it answers; fails the test if none comes within 180 s."""
+    proc = subprocess.Popen([sys.executable, "-m", "megenginelite", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=log, text=True, env=_env(), cwd=ROOT)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     deadline = time.monotonic() + 180
     while True:
         try:
-            info = json.loads(lines.get(timeout=1))
-            break
+            return proc, lines.get(timeout=1)
         except queue.Empty:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
                 log.seek(0)
-                pytest.fail(f"megenginelite serve did not start: {log.read()[-2000:]}")
-    assert info["url"] == f"http://127.0.0.1:{port}/v2/models/{MODEL}"
+                pytest.fail(f"megenginelite {args[0]} did not start: {log.read()[-2000:]}")
+
+
+def _stop(proc: subprocess.Popen, log, sig: int) -> None:
+    """Send ``sig``: the server must end by itself with status 0."""
     try:
-        yield f"127.0.0.1:{port}"
+        proc.send_signal(sig)
+        status = proc.wait(timeout=90)
+        log.seek(0)
+        assert status == 0, log.read()[-2000:]
     finally:
-        proc.send_signal(signal.SIGTERM)
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(ray_session, tmp_path_factory):
+    """``megenginelite serve`` in a subprocess, deployed on the test session's Ray (replicas reserve no CPU, so
+    Ray Data has the session's 2); stopped with SIGTERM."""
+    port = _free_port()
+    with open(tmp_path_factory.mktemp("serve") / "log", "w+") as log:
+        proc, line = _start(["serve", model_path(SHUFFLENET), "--port", port, "--json", "--address",
+                             ray_session.get_runtime_context().gcs_address, "--replica-cpus", "0",
+                             "--max-request-mb", MAX_REQUEST_MB], log)
         try:
-            status = proc.wait(timeout=90)
-            log.seek(0)
-            assert status == 0, log.read()[-2000:]
+            assert json.loads(line)["url"] == f"http://127.0.0.1:{port}/v2/models/{MODEL}"
+            yield f"127.0.0.1:{port}"
         finally:
-            proc.kill()
-            log.close()
+            _stop(proc, log, signal.SIGTERM)
 
 
 def _client(url: str):
     return httpclient.InferenceServerClient(url, connection_timeout=TIMEOUT_S, network_timeout=TIMEOUT_S)
 
 
-def _infer(client, x: np.ndarray, binary: bool = True) -> np.ndarray:
+def _infer(client, x: np.ndarray, binary: bool = True, model: str = MODEL) -> np.ndarray:
     tensor = httpclient.InferInput("data", list(x.shape), "FP32")
     tensor.set_data_from_numpy(x, binary_data=binary)
-    result = client.infer(MODEL, [tensor], outputs=[httpclient.InferRequestedOutput("Softmax", binary_data=binary)])
+    result = client.infer(model, [tensor], outputs=[httpclient.InferRequestedOutput("Softmax", binary_data=binary)])
     return result.as_numpy("Softmax")
 
 
@@ -277,3 +284,20 @@ def test_a_replica_killed_under_load_is_replaced_and_no_request_hangs(server, di
         time.sleep(0.5)
     x = _inputs(1, seed=9)[0]
     np.testing.assert_array_equal(_infer(_client(server), x), direct(x))
+
+
+def test_serve_without_address_starts_its_own_ray_and_stops_on_sigint(ray_session, direct, tmp_path):
+    """Beside the session's Ray (which it must not join), a local instance of its own; Ctrl-C ends it with 0."""
+    port = _free_port()
+    with open(tmp_path / "log", "w+") as log:
+        proc, line = _start(["serve", model_path(SHUFFLENET), "--port", port, "--ray-cpus", 1, "--max-batch", 1,
+                             "--name", "local_model"], log)
+        try:
+            assert line.startswith(f"serving local_model at http://127.0.0.1:{port}/v2/models/local_model"), line
+            client = _client(f"127.0.0.1:{port}")
+            assert client.is_model_ready("local_model")
+            x = _inputs(1, seed=11)[0]
+            np.testing.assert_array_equal(_infer(client, x, model="local_model"), direct(x))
+            assert "local_model" not in str(ray_session.util.list_named_actors(all_namespaces=True))
+        finally:
+            _stop(proc, log, signal.SIGINT)
