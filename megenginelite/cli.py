@@ -1,4 +1,5 @@
-"""The ``megenginelite`` command line: ``info``, ``run``, ``bench`` and ``convert`` for ``.mge`` models.
+"""The ``megenginelite`` command line: ``info``, ``run``, ``bench`` and ``convert`` for ``.mge`` models, and on Ray
+(the ``serve`` extra) ``serve`` and ``run-dataset``.
 
 Exit status: 0 on success, 1 when the model or the runtime fails (the message is one line on stderr,
 ``megenginelite: error: ...``), 2 on bad usage. Run ``megenginelite COMMAND --help`` for each command's options.
@@ -448,7 +449,113 @@ def cmd_convert(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------- serve, run-dataset
+
+def _ray_module(what: str):
+    """``megenginelite.ray.WHAT``; a missing Ray is a one-line error naming the extra to install."""
+    import importlib
+
+    try:
+        importlib.import_module("ray")
+        return importlib.import_module(f".ray.{what}", __package__)
+    except ImportError as exc:
+        raise CommandError(f"this command needs Ray: pip install 'megenginelite[serve]' ({exc})") from None
+
+
+def _replicas(text: str) -> tuple[int, int | None]:
+    """``N`` (a fixed count) or ``MIN-MAX`` (autoscaling bounds) -> (N or MIN, None or MAX)."""
+    low, sep, high = text.partition("-")
+    try:
+        bounds = (int(low), int(high) if sep else None)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or MIN-MAX, got {text!r}") from None
+    if bounds[0] <= 0 or (bounds[1] is not None and bounds[1] < bounds[0]):
+        raise argparse.ArgumentTypeError(f"expected N >= 1 or 1 <= MIN <= MAX, got {text!r}")
+    return bounds
+
+
+def _model_bytes(path: str) -> bytes:
+    _check_model_file(path)
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def cmd_serve(args) -> int:
+    serving = _ray_module("serve")
+    from .ray.runner import ModelRunner
+
+    name = args.name or os.path.splitext(os.path.basename(args.model))[0]
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise UsageError(f"--name {name!r}: use letters, digits, '_', '.' and '-' (it is part of the URLs)")
+    if args.batch_wait_ms < 0 or not args.max_request_mb > 0:
+        raise UsageError("--batch-wait-ms takes a number >= 0 and --max-request-mb a number > 0")
+    model = _model_bytes(args.model)
+    batching = ModelRunner(model, device=args.device, threads=args.threads, max_batch=min(args.max_batch, 2)).batching
+    if args.max_batch > 1 and not batching:
+        _warn("dim 0 of this model is not a batch dim (two stacked samples do not give the two outputs): "
+              "requests are served one per forward, with the model's exact shapes")
+    low, high = args.replicas
+    options = serving.ServeOptions(name=name, device=args.device, threads=args.threads,
+                                   max_batch=args.max_batch if batching else 1, batch_wait_ms=args.batch_wait_ms,
+                                   max_request_bytes=int(args.max_request_mb * 2**20), replicas=low,
+                                   min_replicas=low if high else None, max_replicas=high,
+                                   num_cpus=args.replica_cpus)
+
+    def ready(url: str) -> None:
+        info = {"model": args.model, "name": name, "url": url, "replicas": f"{low}-{high}" if high else low,
+                "max_batch": options.max_batch, "batch_wait_ms": args.batch_wait_ms, "address": args.address}
+        if args.json:
+            print(json.dumps(info), flush=True)
+        else:
+            batches = (f"batches of up to {options.max_batch} requests ({args.batch_wait_ms:g} ms wait)"
+                       if options.max_batch > 1 else "no batching")
+            print(f"serving {name} at {url} ({info['replicas']} replica(s), {batches}); Ctrl-C stops", flush=True)
+
+    try:
+        serving.serve_until_stopped(model, options, host=args.host, port=args.port, address=args.address,
+                                    num_cpus=args.ray_cpus, access_log=args.access_log, ready=ready)
+    except ConnectionError as exc:
+        raise CommandError(f"cannot reach the Ray cluster at {args.address}: {_one_line(exc)}") from None
+    return 0
+
+
+def cmd_run_dataset(args) -> int:
+    data = _ray_module("data")
+    import ray
+
+    from .ray import init_ray
+
+    model = _model_bytes(args.model)
+    if not os.path.isdir(args.input_dir):
+        raise CommandError(f"{args.input_dir}: not a directory")
+    show = _show_progress(args)
+    start = time.perf_counter()
+    init_ray(args.address, args.ray_cpus)
+    try:
+        written = data.run_folder(model, args.input_dir, args.output_dir, batch_size=args.batch_size,
+                                  concurrency=args.concurrency, threads=args.threads, device=args.device,
+                                  progress=lambda done, total: progress("infer", done, total, show))
+    finally:
+        ray.shutdown()
+    seconds = time.perf_counter() - start
+    if args.json:
+        print(json.dumps({"model": args.model, "input_dir": args.input_dir, "output_dir": args.output_dir,
+                          "samples": len(written), "seconds": seconds}, indent=1))
+    else:
+        print(f"wrote {len(written)} outputs to {args.output_dir} in {seconds:.1f} s "
+              f"({len(written) / seconds:.1f} samples/s, including Ray's start)")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- parser
+
+def _ray_options(p: argparse.ArgumentParser, worker: str, address_use: str) -> None:
+    """The options ``serve`` and ``run-dataset`` share: each ``worker`` (replica, actor) holds one network."""
+    p.add_argument("--threads", type=_positive, default=1, metavar="N", help=f"threads per forward per {worker}")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help=f"where {worker}s run (default cpu)")
+    p.add_argument("--address", help=f"a running Ray cluster to {address_use} (default: a local Ray instance)")
+    p.add_argument("--ray-cpus", type=_positive, metavar="N", help="CPUs of the local Ray instance (default all)")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, formatter_class=_Formatter,
@@ -525,6 +632,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--progress", action="store_true", help="draw the progress bar even when stderr is no TTY")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("serve", formatter_class=_Formatter,
+                       help="serve a model over HTTP (KServe v2 / Triton protocol) on Ray Serve",
+                       description="Serve the model on Ray Serve with the KServe v2 (Triton) HTTP inference "
+                                   "protocol: tritonclient.http and curl work unchanged. Each replica holds one "
+                                   "LiteNetwork; requests of one input shape arriving within --batch-wait-ms are "
+                                   "stacked along dim 0 into one forward. Without --address a local Ray instance "
+                                   "is started in this process; with it the model is deployed on that cluster. "
+                                   "SIGINT or SIGTERM stops serving. Needs the 'serve' extra.",
+                       epilog="examples:\n\n"
+                              "  megenginelite serve net.mge --port 8000 --max-batch 16 --replicas 2\n"
+                              "  curl localhost:8000/v2/models/net")
+    p.add_argument("model", metavar="MODEL", help="the .mge file")
+    p.add_argument("--name", help="the model's name in the URLs (default: the file's stem)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=_positive, default=8000, help="HTTP port (default 8000)")
+    p.add_argument("--replicas", type=_replicas, default=(1, None), metavar="N|MIN-MAX",
+                   help="replicas: a fixed count, or autoscaling bounds (default 1)")
+    _ray_options(p, "replica", "deploy on (e.g. 'auto' or HOST:6379)")
+    p.add_argument("--max-batch", type=_positive, default=8, metavar="N",
+                   help="most requests stacked into one forward; 1 turns batching off (default 8)")
+    p.add_argument("--batch-wait-ms", type=float, default=5.0, metavar="MS",
+                   help="how long a batch waits for more requests (default 5)")
+    p.add_argument("--max-request-mb", type=float, default=16.0, metavar="MB",
+                   help="larger request bodies are refused with HTTP 413 (default 16)")
+    p.add_argument("--replica-cpus", type=float, metavar="X", help="Ray CPUs reserved per replica (default --threads)")
+    p.add_argument("--access-log", action="store_true", help="replicas log every request (Ray Serve's logs)")
+    p.add_argument("--json", action="store_true", help="print one JSON line once serving")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("run-dataset", formatter_class=_Formatter,
+                       help="run a model over a folder of .npy files with Ray Data",
+                       description="Run a single-input model over every *.npy file of INPUT_DIR (each one input of "
+                                   "the model's shape, as 'run --input' takes) with Ray Data, one network per "
+                                   "actor, and write OUTPUT_DIR/<stem>.npz holding each output. Needs the 'serve' "
+                                   "extra.")
+    p.add_argument("model", metavar="MODEL", help="the .mge file")
+    p.add_argument("input_dir", metavar="INPUT_DIR", help="folder of .npy files")
+    p.add_argument("output_dir", metavar="OUTPUT_DIR", help="folder for the .npz outputs")
+    p.add_argument("--batch-size", type=_positive, default=16, metavar="N", help="samples per forward (default 16)")
+    p.add_argument("--concurrency", type=_positive, default=1, metavar="N", help="actors, one network each")
+    _ray_options(p, "actor", "run on")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--progress", action="store_true", help="draw the progress bar even when stderr is no TTY")
+    p.set_defaults(func=cmd_run_dataset)
     return parser
 
 

@@ -52,3 +52,12 @@ class LiteArgumentError(ctypes.ArgumentError, TypeError):
 
     The original let ctypes reject these with ``ctypes.ArgumentError``; this is one (and a ``TypeError``).
     """
+
+
+class RequestError(LiteError):
+    """An inference request sent to a served model is malformed or does not fit the model (wrong input name,
+    datatype or shape, bad JSON or binary lengths): the server answers it with HTTP 400 (413 when too large)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status

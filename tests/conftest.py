@@ -47,3 +47,16 @@ def assert_matches(entry: dict, got: np.ndarray, want: np.ndarray, what: str) ->
         np.testing.assert_allclose(got, want, rtol=entry["rtol"], atol=entry["atol"], err_msg=f"{entry['name']}:{what}")
     else:
         np.testing.assert_array_equal(got, want, err_msg=f"{entry['name']}:{what}")
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One small local Ray instance for the whole test session (2 CPUs, no dashboard, a small object store),
+    shut down at the end; the tests that need it are skipped when Ray is not installed."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'megenginelite[serve]')")
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20, log_to_driver=False,
+             configure_logging=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -61,11 +62,12 @@ def cli_many(arg_lists: list[list]) -> list[subprocess.CompletedProcess]:
 
 
 def test_help_on_every_command():
-    commands = [[], ["info"], ["run"], ["bench"], ["convert"]]
+    commands = [[], ["info"], ["run"], ["bench"], ["convert"], ["serve"], ["run-dataset"]]
     for command, proc in zip(commands, cli_many([c + ["--help"] for c in commands])):
         assert proc.returncode == 0, (command, proc.stderr)
         assert proc.stdout.startswith(" ".join(["usage: megenginelite"] + command)), proc.stdout
-    assert all(name in cli_many([["--help"]])[0].stdout for name in ("info", "run", "bench", "convert"))
+    assert all(name in cli_many([["--help"]])[0].stdout
+               for name in ("info", "run", "bench", "convert", "serve", "run-dataset"))
 
 
 BAD_USAGE = {
@@ -105,6 +107,23 @@ def test_missing_model_exits_1(tmp_path):
 def test_unavailable_device_exits_1():
     line = one_line_error(cli("run", model_path(entry("resnet18_small")), "--device", "cuda", check=1))
     assert "CUDAExecutionProvider is not available" in line
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed")
+def test_serve_and_run_dataset_refuse_bad_options_and_models_before_starting_ray(tmp_path):
+    model = model_path(entry("shufflenet_v2"))
+    bogus = tmp_path / "bogus.mge"
+    bogus.write_bytes(b"this is not a model file at all")
+    cases = {("serve", model, "--replicas", "3-1"): (2, "expected N >= 1 or 1 <= MIN <= MAX"),
+             ("serve", model, "--name", "a/b"): (2, "--name 'a/b'"),
+             ("serve", model, "--batch-wait-ms", "-1"): (2, "--batch-wait-ms"),
+             ("serve", tmp_path / "missing.mge"): (1, "No such file"),
+             ("serve", bogus): (1, "invalid model format"),
+             ("run-dataset", model, tmp_path / "nodir", tmp_path / "out"): (1, "not a directory"),
+             ("run-dataset", tmp_path / "missing.mge", tmp_path, tmp_path / "out"): (1, "No such file")}
+    for (args, (status, message)), proc in zip(cases.items(), cli_many([list(a) for a in cases])):
+        assert proc.returncode == status, (args, proc.stderr)
+        assert message in one_line_error(proc), args
 
 
 def test_not_a_model_exits_1(tmp_path):
