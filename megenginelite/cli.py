@@ -19,7 +19,7 @@ import numpy as np
 from .base import version
 from .errors import LiteError
 from .format import ModelRecord, read_model
-from .graph.ir import DYNAMIC
+from .graph.dims import format_dim
 from .lower import OPSET
 from .network import LiteNetwork
 from .struct import LiteConfig, LiteDeviceType
@@ -149,7 +149,7 @@ def _random_input(shape, dtype, seed: int) -> np.ndarray:
 
 def _fmt_shape(shape) -> str:
     """``(1, 3, 224, 224)``; a dim known only at run time (CondTake's length) shows as ``?``."""
-    return "(" + ", ".join("?" if d == DYNAMIC else str(d) for d in shape) + ")" if shape is not None else "?"
+    return "(" + ", ".join(map(format_dim, shape)) + ")" if shape is not None else "?"
 
 
 def _fmt_count(n: float, unit: str = "") -> str:

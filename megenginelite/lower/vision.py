@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedOperatorError
+from ..graph.dims import Sym
 from ..graph.infer_vision import CVT_COLOR_MODES, correlation_geometry, cvt_color_mode, roi_out_size
 from ..graph.ir import Op
 from .builder import Builder, lowering
@@ -174,7 +175,11 @@ def lower_nms_keep(b: Builder, op: Op) -> list[str]:
     """Greedy NMS in the given box order: indices of kept boxes (padded with the last one) and their count."""
     n, m, _ = op.inputs[0].shape
     max_out = op.params.get("max_output", 0)
-    scores = b.const(np.broadcast_to(np.arange(m, 0, -1, dtype=np.float32), (n, 1, m)).copy(), "priority")
+    if isinstance(m, Sym):  # boxes counted at run time: the same descending priorities, computed
+        rank = b.node("Range", [b.const(np.float32(0)), b.cast(b.scalar(m), np.float32), b.const(np.float32(1))])
+        scores = b.node("Expand", [b.node("Neg", [rank]), b.ints([n, 1, m])])
+    else:
+        scores = b.const(np.broadcast_to(np.arange(m, 0, -1, dtype=np.float32), (n, 1, m)).copy(), "priority")
     selected = b.node("NonMaxSuppression", [b.inp(op, 0), scores, b.ints([max_out]),
                                             b.const(np.array([op.params.get("iou_thresh", 0.0)], np.float32))])
     batch, box = (b.node("Gather", [selected, b.const(np.int64(i))], axis=1) for i in (0, 2))
