@@ -99,7 +99,7 @@ class Builder:
         elif d.op == "FLOORDIV":
             out = self.node("Div", [self.dim(d.args[0]), self.dim(d.args[1])])
         else:
-            onnx_op = {"ADD": "Sum", "MUL": "Mul", "MIN": "Min", "MAX": "Max"}[d.op]
+            onnx_op = {"ADD": "Add", "MUL": "Mul", "MIN": "Min", "MAX": "Max"}[d.op]
             args = [self.dim(a) for a in d.args]
             out = args[0]
             for a in args[1:]:

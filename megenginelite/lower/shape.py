@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UnsupportedOperatorError
 from ..graph.dims import Sym, is_static
-from ..graph.infer import PASSTHROUGH, indexed_shape, norm_axis, subtensor_index
+from ..graph.infer import PASSTHROUGH, broadcast_shapes, indexed_shape, norm_axis, subtensor_index
 from ..graph.ir import Op, Var
 from .builder import Builder, lowering
 
@@ -169,12 +168,12 @@ def lower_set_subtensor(b: Builder, op: Op) -> list[str]:
 
 @lowering("GetVarShape")
 def lower_get_var_shape(b: Builder, op: Op) -> list[str]:
-    """The input's shape as int32 (or one dim of it); reached only when a dim is known only at run time (static
-    shapes fold to constants)."""
-    if len(op.inputs) != 1:
-        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: the broadcast shape of several "
-                                       f"inputs of sizes known only at run time")
+    """The input's shape as int32 (or one dim of it; of several inputs, their broadcast shape); reached only when a
+    dim is known only at run time (static shapes fold to constants)."""
     axis = op.params.get("axis", 7)
+    if len(op.inputs) > 1:
+        shape = broadcast_shapes(op, [v.shape for v in op.inputs])
+        return [b.cast(b.ints(shape if axis == 7 else [shape[norm_axis(op, axis, len(shape))]]), np.int32)]
     attrs = {} if axis == 7 else {"start": norm_axis(op, axis, len(op.inputs[0].shape)),
                                   "end": norm_axis(op, axis, len(op.inputs[0].shape)) + 1}
     return [b.cast(b.node("Shape", [b.inp(op, 0)], **attrs), np.int32)]
