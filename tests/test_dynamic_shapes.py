@@ -147,8 +147,10 @@ def test_nms_slice_takes_each_run_length(seed):
 
 # --- run-time lengths flowing through the graph (tests/fixtures/dynamic, tools/make_dynamic_fixtures.py) -------
 
-DYNAMIC_DIR = Path(__file__).parent / "fixtures" / "dynamic"
-DYNAMIC_MANIFEST = json.loads((DYNAMIC_DIR / "manifest.json").read_text())
+# per-operator chains (tools/make_dynamic_fixtures.py) and whole detectors (tools/make_detect_fixtures.py)
+FIXTURE_DIRS = [Path(__file__).parent / "fixtures" / d for d in ("dynamic", "detect")]
+DYNAMIC_MANIFEST = {name: dict(entry, dir=d) for d in FIXTURE_DIRS
+                    for name, entry in json.loads((d / "manifest.json").read_text()).items()}
 DYNAMIC_CASES = [(name, i) for name, entry in sorted(DYNAMIC_MANIFEST.items()) for i in range(len(entry["cases"]))]
 
 
@@ -158,7 +160,7 @@ def dynamic_networks():
     networks = {}
     for name, entry in DYNAMIC_MANIFEST.items():
         network = LiteNetwork()
-        network.load(str(DYNAMIC_DIR / entry["file"]))
+        network.load(str(entry["dir"] / entry["file"]))
         networks[name] = network
     return networks
 
@@ -169,7 +171,7 @@ def test_run_time_lengths_flow_through_operators(dynamic_networks, name, case):
     forward (its NMS path reduces over no boxes, or an empty TopK input): we return the outputs, empty ones with
     their shapes (0 rows)."""
     entry = DYNAMIC_MANIFEST[name]
-    ref = np.load(DYNAMIC_DIR / f"{name}.npz")
+    ref = np.load(entry["dir"] / f"{name}.npz")
     network = dynamic_networks[name]
     outputs = _run(network, entry["inputs"], [ref[f"case{case}:input:{n}"] for n in entry["inputs"]])
     recorded = entry["cases"][case]
@@ -190,16 +192,16 @@ def test_a_new_length_does_not_recompile(monkeypatch):
     one network, compile nothing after the load."""
     from megenginelite.runtime.session import CompiledModel
 
-    name = "chain_condtake_topk_nms_roialign"
+    name = "faster_rcnn"
     entry = DYNAMIC_MANIFEST[name]
-    ref = np.load(DYNAMIC_DIR / f"{name}.npz")
+    ref = np.load(entry["dir"] / f"{name}.npz")
     network = LiteNetwork()
-    network.load(str(DYNAMIC_DIR / entry["file"]))
+    network.load(str(entry["dir"] / entry["file"]))
     compiled = []
     original = CompiledModel._compile
     monkeypatch.setattr(CompiledModel, "_compile", lambda self, *a, **k: compiled.append(a) or original(self, *a, **k))
     lengths = set()
-    for case in [0, 1, 2, 0]:
-        outputs = _run(network, entry["inputs"], [ref[f"case{case}:input:{n}"] for n in entry["inputs"]])
-        lengths.add(network.get_io_tensor("box").layout.shapes[0])
+    for case in [0, 2, 3, 0]:
+        _run(network, entry["inputs"], [ref[f"case{case}:input:{n}"] for n in entry["inputs"]])
+        lengths.add(network.get_io_tensor("boxes").layout.shapes[0])
     assert compiled == [] and len(lengths) == 3

@@ -1,0 +1,380 @@
+#!/usr/bin/env python3
+"""Generate the detector fixtures (``tests/fixtures/detect/``): Faster R-CNN and RetinaNet with their
+post-processing inside the graph.
+
+Run this with a Python that has the *real* MegEngine 1.13.0 (and with it the real ``megenginelite``); from the
+repository root::
+
+    "$(../shared/tools/real-megengine)" tools/make_detect_fixtures.py
+
+The models follow MegEngine/Models ``official/vision/detection`` (re-implemented here, at toy sizes): a ResNet-18
+layout with narrow widths, an FPN (P2-P6, P6 by max-pooling P5), and
+
+- Faster R-CNN's inference path: RPN (per-level top-k of the objectness logits, box decoding, clipping to
+  ``im_info``, ``filter_boxes`` (CondTake), ``batched_nms`` with the max-coordinate level offsets), rois,
+  the level assignment of ``roi_pool`` (a CondTake per level, RoIAlign, argsort of the concatenated indices), the
+  RCNN head (two fully connected layers on the run-time number of rois), softmax and class-aware box decoding,
+  rescaled and clipped as in ``FasterRCNN.inference``;
+- RetinaNet's inference path, followed by the post-processing its ``tools/test.py`` does in numpy, here in the
+  graph: score threshold (an input, so that one file keeps many or few detections), top-k with k computed from the
+  survivors, class-offset NMS.
+
+Random weights with batch-norm statistics calibrated on the reference input (as tools/make_fixtures.py does). In
+symbolic tracing the Python wrappers of TopK, NMS, argsort and matmul assert on ``ndim``, unknown for run-time-sized
+values, so those steps call the builtin operators through ``apply``, as the wrappers do (same dumped graph).
+
+Each model runs with the real ``megenginelite`` on several inputs; ``<name>.npz`` holds ``case<i>:input:<name>`` /
+``case<i>:output:<name>``, ``manifest.json`` the cases. Where the real library fails (no proposal left: its
+``batched_nms`` takes the max over no boxes, "empty input is not allowed for reduce mode: max"), the case records
+the error and the output shapes we return instead (0 rows). The tests only read the committed files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "tests" / "fixtures" / "detect"
+sys.path[:] = [p for p in sys.path if p not in ("", ".") and Path(p).resolve() != ROOT]
+
+import megengine as mge  # noqa: E402
+import megengine.functional as F  # noqa: E402
+import megengine.module as M  # noqa: E402
+from megengine.core._imperative_rt.core2 import apply  # noqa: E402
+from megengine.core.ops import builtin  # noqa: E402
+from megengine.jit import trace  # noqa: E402
+
+from make_fixtures import BasicBlock, calibrate_bn, init_params  # noqa: E402  (tools/, next to this script)
+
+SIZE = 128
+NUM_CLASSES = 4
+WIDTHS = (8, 16, 24, 32)
+FPN_CHANNELS = 16
+STRIDES = [4, 8, 16, 32, 64]
+IMG_MEAN = np.array([103.530, 116.280, 123.675], np.float32)[None, :, None, None]
+IMG_STD = np.array([57.375, 57.120, 58.395], np.float32)[None, :, None, None]
+
+
+# -- operators whose functional wrappers assert on ndim in symbolic tracing --------------------------------------
+
+def topk_desc(x, k):
+    """The k largest of each row of x (F.topk(descending=True)), values and int32 indices."""
+    k = mge.tensor(np.int32(-k)) if isinstance(k, int) else -k
+    return apply(builtin.TopK(mode=builtin.TopK.Mode.VALUE_IDX_SORTED), x, k)
+
+
+def argsort(x, descending=False):
+    order = builtin.Argsort.Order.DESCENDING if descending else builtin.Argsort.Order.ASCENDING
+    _, idx = apply(builtin.Argsort(order=order), x.reshape(1, -1))
+    return idx.reshape(-1)
+
+
+def nms(boxes, scores, thresh, max_output):
+    """F.vision.nms: boxes in descending score order, NMSKeep, keep[:count]."""
+    order = argsort(scores, descending=True)
+    indices, count = apply(builtin.NMSKeep(thresh, max_output), boxes[order].reshape(1, -1, 4))
+    return order[indices[0][:count[0]]]
+
+
+def batched_nms(boxes, scores, idxs, thresh, max_output):
+    """layers.batched_nms: one NMS over all classes, each class shifted by (max coordinate + 1)."""
+    offsets = idxs.astype("float32") * (boxes.max() + 1)
+    return nms(boxes + offsets.reshape(-1, 1), scores, thresh, max_output)
+
+
+def linear(x, fc):
+    """M.Linear on a run-time number of rows."""
+    out, = apply(builtin.MatrixMul(transposeB=True, dimA=2, dimB=2), x, fc.weight)
+    return out + fc.bias
+
+
+# -- model parts (after official/vision/detection) ---------------------------------------------------------------
+
+class Backbone(M.Module):
+    """ResNet-18 layout at narrow widths; returns res2..res5."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = M.Conv2d(3, WIDTHS[0], 7, 2, 3, bias=False)
+        self.bn1 = M.BatchNorm2d(WIDTHS[0])
+        self.stages = []
+        cin = WIDTHS[0]
+        for i, w in enumerate(WIDTHS):
+            stage = M.Sequential(BasicBlock(cin, w, 1 if i == 0 else 2), BasicBlock(w, w, 1))
+            setattr(self, f"res{i + 2}", stage)
+            self.stages.append(stage)
+            cin = w
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, 2, 1)
+        outs = []
+        for stage in self.stages:
+            x = stage(x)
+            outs.append(x)
+        return outs
+
+
+class FPN(M.Module):
+    """Lateral 1x1 and output 3x3 convolutions, top-down nearest upsampling, P6 by max-pooling P5 (FPNP6)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lateral = [M.Conv2d(c, FPN_CHANNELS, 1) for c in WIDTHS]
+        self.output = [M.Conv2d(FPN_CHANNELS, FPN_CHANNELS, 3, 1, 1) for _ in WIDTHS]
+        for i, (a, b) in enumerate(zip(self.lateral, self.output)):
+            setattr(self, f"lat{i}", a)
+            setattr(self, f"out{i}", b)
+
+    def forward(self, feats):
+        prev = self.lateral[-1](feats[-1])
+        results = [self.output[-1](prev)]
+        for feat, lat, out in zip(feats[-2::-1], self.lateral[-2::-1], self.output[-2::-1]):
+            top = F.nn.interpolate(prev, feat.shape[2:], mode="nearest")
+            prev = lat(feat) + top
+            results.insert(0, out(prev))
+        results.append(F.max_pool2d(results[-1], 1, 2))
+        return results  # p2..p6
+
+
+def anchors_for(feat, stride, scales, ratios, offset=0.5):
+    """AnchorBoxGenerator: base anchors (per scale and ratio) around each cell centre, (H*W*A, 4)."""
+    base = []
+    for scale in scales:
+        for ratio in ratios:
+            w = math.sqrt(scale * scale / ratio)
+            h = ratio * w
+            base.append([-w / 2, -h / 2, w / 2, h / 2])
+    h, w = feat.shape[2:]
+    shift = offset * stride
+    xs = F.arange(shift, w * stride + shift, step=stride)
+    ys = F.arange(shift, h * stride + shift, step=stride)
+    gx = F.broadcast_to(xs, (h, w)).reshape(-1)
+    gy = F.broadcast_to(ys.reshape(-1, 1), (h, w)).reshape(-1)
+    grid = F.stack([gx, gy, gx, gy], axis=1)
+    return (F.expand_dims(grid, 1) + F.expand_dims(mge.tensor(np.array(base, np.float32)), 0)).reshape(-1, 4)
+
+
+def decode(anchors, deltas, std=(1.0, 1.0, 1.0, 1.0)):
+    """BoxCoder.decode (reg_mean 0) of (N, 4) deltas on (N, 4) anchors."""
+    deltas = deltas * np.array(std, np.float32)[None, :]
+    width = F.expand_dims(anchors[:, 2] - anchors[:, 0], 1)
+    height = F.expand_dims(anchors[:, 3] - anchors[:, 1], 1)
+    cx = F.expand_dims(anchors[:, 0], 1) + 0.5 * width
+    cy = F.expand_dims(anchors[:, 1], 1) + 0.5 * height
+    pcx = cx + deltas[:, 0::4] * width
+    pcy = cy + deltas[:, 1::4] * height
+    pw = width * F.exp(deltas[:, 2::4])
+    ph = height * F.exp(deltas[:, 3::4])
+    box = F.stack([pcx - 0.5 * pw, pcy - 0.5 * ph, pcx + 0.5 * pw, pcy + 0.5 * ph], axis=2)
+    return box.reshape(-1, 4)  # reshape(box.shape[0], -1) in the original: see the F.flatten note in FasterRCNN
+
+
+def clip_boxes(boxes, hw):
+    """get_clipped_boxes (F.clip in the original: in symbolic tracing it takes a tensor bound for a constant 0)."""
+    def clip(x, upper):
+        return F.minimum(F.maximum(x, 0), upper)
+    return F.concat([clip(boxes[:, 0::4], hw[1]), clip(boxes[:, 1::4], hw[0]),
+                     clip(boxes[:, 2::4], hw[1]), clip(boxes[:, 3::4], hw[0])], axis=1)
+
+
+def preprocess(image):
+    return (image - IMG_MEAN) / IMG_STD
+
+
+class FasterRCNN(M.Module):
+    PREV_NMS_TOP_N = 40
+    POST_NMS_TOP_N = 16
+    POOL = (3, 3)
+
+    def __init__(self):
+        super().__init__()
+        self.backbone, self.fpn = Backbone(), FPN()
+        self.ratios, self.num_anchors = [0.5, 1, 2], 3
+        self.rpn_conv = M.Conv2d(FPN_CHANNELS, FPN_CHANNELS, 3, 1, 1)
+        self.rpn_cls = M.Conv2d(FPN_CHANNELS, self.num_anchors, 1)
+        self.rpn_box = M.Conv2d(FPN_CHANNELS, self.num_anchors * 4, 1)
+        self.fc1 = M.Linear(FPN_CHANNELS * self.POOL[0] * self.POOL[1], 32)
+        self.fc2 = M.Linear(32, 32)
+        self.pred_cls = M.Linear(32, NUM_CLASSES + 1)
+        self.pred_delta = M.Linear(32, NUM_CLASSES * 4)
+
+    def rpn(self, feats, im_info):
+        proposals, scores, levels = [], [], []
+        for level, (feat, stride) in enumerate(zip(feats, STRIDES)):
+            t = F.relu(self.rpn_conv(feat))
+            logits = self.rpn_cls(t)[0].transpose(1, 2, 0).flatten()
+            offsets = self.rpn_box(t)[0].reshape(self.num_anchors, 4, *t.shape[2:]).transpose(2, 3, 0, 1)
+            boxes = decode(anchors_for(feat, stride, [stride * 8], self.ratios), offsets.reshape(-1, 4))
+            k = min(self.PREV_NMS_TOP_N, logits.shape[0])
+            top, order = topk_desc(logits.reshape(1, -1), k)
+            proposals.append(boxes[order.reshape(-1)])
+            scores.append(top.reshape(-1))
+            levels.append(F.full_like(top.reshape(-1), level))
+        proposals = clip_boxes(F.concat(proposals), im_info[0])
+        scores, levels = F.concat(scores), F.concat(levels)
+        keep = (proposals[:, 2] - proposals[:, 0] > 0) & (proposals[:, 3] - proposals[:, 1] > 0)  # filter_boxes
+        _, inds = F.cond_take(keep, scores)  # proposals[keep] (boolean indexing needs a value in symbolic tracing)
+        proposals, scores, levels = proposals[inds], scores[inds], levels[inds]
+        kept = batched_nms(proposals, scores, levels, 0.7, self.POST_NMS_TOP_N)
+        rois = F.concat([proposals, scores.reshape(-1, 1)], axis=1)[kept]
+        return F.concat([F.zeros((rois.shape[0], 1)), rois[:, :4]], axis=1)
+
+    def roi_pool(self, feats, rois):
+        """layers.roi_pool with roi_align: levels by box size, one CondTake per level, outputs back in roi order."""
+        num = len(feats)
+        area = (rois[:, 3] - rois[:, 1]) * (rois[:, 4] - rois[:, 2])
+        level = F.floor(4 + F.log(F.sqrt(area) / 224) / math.log(2)).astype("int32")
+        level = F.maximum(F.minimum(level, 2 + num - 1), 2) - 2
+        level = F.concat([level, F.arange(num, dtype="int32")])
+        rois = F.concat([rois, F.zeros((num, 5))])
+        pooled, order = [], []
+        for i, (feat, stride) in enumerate(zip(feats, STRIDES)):
+            _, inds = F.cond_take(level == i, level)
+            pooled.append(F.vision.roi_align(feat, rois[inds], self.POOL, mode="average", spatial_scale=1.0 / stride,
+                                             sample_points=2, aligned=True))
+            order.append(inds)
+        fm_order = argsort(F.concat(order))
+        return F.concat(pooled)[fm_order][:-num]
+
+    def forward(self, image, im_info):
+        feats = self.fpn(self.backbone(preprocess(image)))
+        rois = self.rpn(feats, im_info)
+        pooled = self.roi_pool(feats[:4], rois)
+        # F.flatten(pooled, 1) in the original: MegEngine 1.13 overflows tracing it on a run-time number of rois
+        x = F.relu(linear(pooled.reshape(-1, FPN_CHANNELS * self.POOL[0] * self.POOL[1]), self.fc1))
+        x = F.relu(linear(x, self.fc2))
+        scores = F.softmax(linear(x, self.pred_cls), axis=1)[:, 1:]
+        deltas = linear(x, self.pred_delta).reshape(-1, 4)
+        base = F.broadcast_to(F.expand_dims(rois[:, 1:5], 1), (rois.shape[0], NUM_CLASSES, 4)).reshape(-1, 4)
+        boxes = decode(base, deltas, (0.1, 0.1, 0.2, 0.2))
+        scale_w, scale_h = im_info[0, 1] / im_info[0, 3], im_info[0, 0] / im_info[0, 2]
+        boxes = boxes / F.concat([scale_w, scale_h, scale_w, scale_h], axis=0)
+        boxes = clip_boxes(boxes, im_info[0, 2:4]).reshape(-1, NUM_CLASSES, 4)
+        return scores, boxes
+
+
+class RetinaNet(M.Module):
+    MAX_DETECTIONS = 12
+
+    def __init__(self):
+        super().__init__()
+        self.backbone, self.fpn = Backbone(), FPN()
+        self.num_anchors = 9
+        self.cls_tower = M.Sequential(M.Conv2d(FPN_CHANNELS, FPN_CHANNELS, 3, 1, 1), M.ReLU())
+        self.box_tower = M.Sequential(M.Conv2d(FPN_CHANNELS, FPN_CHANNELS, 3, 1, 1), M.ReLU())
+        self.cls_score = M.Conv2d(FPN_CHANNELS, self.num_anchors * NUM_CLASSES, 3, 1, 1)
+        self.bbox_pred = M.Conv2d(FPN_CHANNELS, self.num_anchors * 4, 3, 1, 1)
+
+    def head(self, image, im_info):
+        """RetinaNet.inference: (boxes (A, 4), class scores (A, classes)) of every anchor."""
+        feats = self.fpn(self.backbone(preprocess(image)))[1:]  # p3..p7 in the original; p3..p6 here
+        logits, offsets, anchors = [], [], []
+        for feat, stride in zip(feats, STRIDES[1:]):
+            logits.append(self.cls_score(self.cls_tower(feat)).transpose(0, 2, 3, 1).reshape(1, -1, NUM_CLASSES))
+            offsets.append(self.bbox_pred(self.box_tower(feat)).transpose(0, 2, 3, 1).reshape(1, -1, 4))
+            anchors.append(anchors_for(feat, stride, [stride * 4 * 2 ** (i / 3) for i in range(3)], [0.5, 1, 2]))
+        boxes = decode(F.concat(anchors), F.concat(offsets, axis=1)[0]).reshape(-1, 4)
+        scale_w, scale_h = im_info[0, 1] / im_info[0, 3], im_info[0, 0] / im_info[0, 2]
+        boxes = clip_boxes(boxes / F.concat([scale_w, scale_h, scale_w, scale_h], axis=0), im_info[0, 2:4])
+        return boxes, F.sigmoid(F.concat(logits, axis=1))[0]
+
+    def forward(self, image, im_info, thresh):
+        boxes, scores = self.head(image, im_info)
+        # tools/test.py's post-processing, in the graph: threshold, top-k, class-offset NMS
+        flat = scores.flatten()
+        kept, idx = F.cond_take(flat > thresh, flat)
+        k = F.minimum(kept.shape[0], 100)
+        top, order = topk_desc(kept.reshape(1, -1), k)
+        top, idx = top.reshape(-1), idx[order.reshape(-1)]
+        labels = idx % NUM_CLASSES
+        cand = boxes[idx // NUM_CLASSES]
+        keep = batched_nms(cand, top, labels, 0.5, self.MAX_DETECTIONS)
+        return top[keep], cand[keep], labels[keep]
+
+
+def run_lite(path: Path, inputs: dict, outputs: list[str]) -> dict:
+    import megenginelite as lite
+
+    net = lite.LiteNetwork()
+    net.load(str(path))
+    for name, value in inputs.items():
+        net.get_io_tensor(name).set_data_by_copy(value)
+    net.forward()
+    net.wait()
+    return {name: net.get_io_tensor(name).to_numpy().copy() for name in outputs}
+
+
+def build(name: str, model: M.Module, inputs: list, output_names: list, cases: list, manifest: dict) -> None:
+    traced = trace(lambda *args: model(*args), symbolic=True, capture_as_const=True)
+    traced(*[mge.tensor(v) for _, v in inputs])
+    path = OUT / f"{name}.mge"
+    traced.dump(str(path), arg_names=[n for n, _ in inputs], output_names=output_names)
+    arrays, entries = {}, []
+    for i, (change, shapes_if_failing) in enumerate(cases):
+        feed = {n: change.get(n, v) for n, v in inputs}
+        for n, v in feed.items():
+            arrays[f"case{i}:input:{n}"] = v
+        try:
+            got = run_lite(path, feed, output_names)
+        except Exception as exc:  # the real library fails with no proposal left
+            entries.append({"error": str(exc).splitlines()[0][:200], "shapes": shapes_if_failing})
+            continue
+        for n, v in got.items():
+            arrays[f"case{i}:output:{n}"] = v
+        entries.append({"shapes": {n: list(v.shape) for n, v in got.items()}})
+    np.savez_compressed(OUT / f"{name}.npz", **arrays)
+    manifest[name] = {"file": f"{name}.mge", "inputs": [n for n, _ in inputs], "outputs": output_names,
+                      "cases": entries}
+    print(name, [e["shapes"] for e in entries], [e.get("error") for e in entries])
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    rs = np.random.RandomState(20261205)
+    mge.random.seed(20261205)
+    image = rs.randint(0, 256, (1, 3, SIZE, SIZE)).astype(np.float32)  # 8-bit pixel values (compress well)
+    other = rs.randint(0, 256, (1, 3, SIZE, SIZE)).astype(np.float32)
+    info = np.array([[SIZE, SIZE, SIZE, SIZE]], np.float32)
+    manifest: dict = {}
+
+    model = FasterRCNN()
+    init_params(model, rs)
+    for conv, std in ((model.rpn_conv, 0.01), (model.rpn_cls, 0.01), (model.rpn_box, 0.01),
+                      (model.pred_cls, 0.01), (model.pred_delta, 0.001)):  # the original's head initialization
+        conv.weight._reset(mge.tensor(rs.normal(0, std, conv.weight.shape).astype(np.float32)))
+        conv.bias._reset(mge.tensor(np.zeros(conv.bias.shape, np.float32)))
+    calibrate_bn(model.backbone, preprocess(image))  # the only batch norms
+    model.eval()
+    build("faster_rcnn", model, [("image", image), ("im_info", info)], ["scores", "boxes"],
+          [({}, None), ({"image": other}, None),
+           ({"im_info": np.array([[12, 10, SIZE, SIZE]], np.float32)}, None),
+           ({"im_info": np.zeros((1, 4), np.float32)}, {"scores": [0, NUM_CLASSES], "boxes": [0, NUM_CLASSES, 4]})],
+          manifest)
+
+    model = RetinaNet()
+    init_params(model, rs)
+    for conv in (*model.cls_tower, *model.box_tower, model.cls_score, model.bbox_pred):
+        if isinstance(conv, M.Conv2d):  # the original's head initialization, with the focal-loss prior 0.01
+            conv.weight._reset(mge.tensor(rs.normal(0, 0.01, conv.weight.shape).astype(np.float32)))
+            prior = -math.log(99) if conv is model.cls_score else 0.0
+            conv.bias._reset(mge.tensor(np.full(conv.bias.shape, prior, np.float32)))
+    calibrate_bn(model.backbone, preprocess(image))  # the only batch norms
+    model.eval()
+    # thresholds that keep about 300 and 5 of the reference image's scores
+    ranked = np.sort(model.head(mge.tensor(image), mge.tensor(info))[1].numpy().ravel())[::-1]
+    many, few = (np.array([(ranked[n] + ranked[n + 1]) / 2], np.float32) for n in (300, 5))
+    build("retinanet", model, [("image", image), ("im_info", info), ("thresh", many)],
+          ["scores", "boxes", "labels"],
+          [({}, None), ({"image": other}, None), ({"thresh": few}, None),
+           ({"thresh": np.array([1.0], np.float32)}, {"scores": [0], "boxes": [0, 4], "labels": [0]})],
+          manifest)
+    (OUT / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()
