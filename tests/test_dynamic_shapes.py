@@ -205,3 +205,22 @@ def test_a_new_length_does_not_recompile(monkeypatch):
         _run(network, entry["inputs"], [ref[f"case{case}:input:{n}"] for n in entry["inputs"]])
         lengths.add(network.get_io_tensor("boxes").layout.shapes[0])
     assert compiled == [] and len(lengths) == 3
+
+
+def test_profile_and_io_dump_of_run_time_sizes(tmp_path):
+    """The profile lists run-time dims by their symbols (one plan serves every length); the text dump shows each
+    run's actual lengths, also 0 when no proposal is left."""
+    entry = DYNAMIC_MANIFEST["faster_rcnn"]
+    ref = np.load(entry["dir"] / "faster_rcnn.npz")
+    network = LiteNetwork()
+    network.load(str(entry["dir"] / entry["file"]))
+    network.enable_profile_performance(str(tmp_path / "profile.json"))
+    network.io_txt_dump(str(tmp_path / "io.txt"))
+    for case in (0, 3):
+        _run(network, entry["inputs"], [ref[f"case{case}:input:{n}"] for n in entry["inputs"]])
+    profile = json.loads((tmp_path / "profile.json").read_text())
+    shapes = [s for v in profile["graph_exec"]["var"].values() for s in v["shape"]]
+    assert any(isinstance(s, str) and s.startswith("n") for s in shapes)
+    condtake = [line for line in (tmp_path / "io.txt").read_text().splitlines()
+                if "name=CondTake[0]:o0" in line and "produced" in line]
+    assert [line.split("layout={")[1].split()[0] for line in condtake] == ["172", "0"]

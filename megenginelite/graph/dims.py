@@ -181,11 +181,18 @@ def minimum(a, b):
 
 
 def maximum(a, b):
+    """max(a, b); nested maxima flattened, repeated arguments dropped (the broadcast of several run-time dims)."""
     if isinstance(a, int) and isinstance(b, int):
         return max(a, b)
-    if a == b:
-        return a
-    return Sym(op="MAX", args=(a, b), bound=_bound((a, b), max))
+    args = []
+    for x in (a, b):
+        for y in (x.args if isinstance(x, Sym) and x.op == "MAX" else (x,)):
+            if y not in args:
+                args.append(y)
+    if len(args) == 1:
+        return args[0]
+    args.sort(key=repr)
+    return Sym(op="MAX", args=tuple(args), bound=_bound(args, max))
 
 
 def is_static(shape) -> bool:
@@ -221,4 +228,4 @@ def product(dims):
 
 
 def format_dim(d) -> str:
-    return str(d) if isinstance(d, int) else repr(d)
+    return repr(d) if isinstance(d, Sym) else str(d)
