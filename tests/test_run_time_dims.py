@@ -1,0 +1,152 @@
+"""Run-time dims (``graph.dims.Sym``) through each operator family, checked with the fold rules as the oracle.
+
+Each case is a small IR graph whose input ``x`` goes through a CondTake first, so every later value has a length
+known only at run time. The graph is inferred twice: with ``x`` a graph input (symbolic shapes, lowered to ONNX and
+run by ONNX Runtime), and with ``x`` a constant (everything folds with numpy: the expected values). Both must agree
+on inputs that keep many, one or (where the graph allows it) no elements. (MegEngine 1.13 itself crashes tracing some of these, e.g. a Reduce
+of a CondTake result, so they have no recorded fixture; the chains it can dump are in test_dynamic_shapes.py.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from megenginelite.format.dtypes import FLOAT32, INT32
+from megenginelite.graph import infer_graph
+from megenginelite.graph.dims import Sym, add, floordiv, maximum, minimum, mul, sign
+from megenginelite.graph.ir import Graph, Op, Var
+from megenginelite.lower import to_onnx_bytes
+
+ADD, MOD, MUL, NEGATE, GT = 16, 20, 21, 11, 1
+
+
+class Net:
+    """Builds one IR graph; ``x`` (3, 4) float32 is the input, or a constant for the oracle."""
+
+    def __init__(self, x: np.ndarray | None):
+        self.vars: list[Var] = []
+        self.ops: list[Op] = []
+        self.x = self.var("x", FLOAT32, (3, 4), x)
+
+    def var(self, name, dtype=None, shape=None, const=None) -> Var:
+        v = Var(len(self.vars), name, dtype, shape, None if const is None else np.asarray(const))
+        self.vars.append(v)
+        return v
+
+    def const(self, value, dtype=INT32) -> Var:
+        value = np.asarray(value, dtype.np_dtype).reshape(-1)
+        return self.var(f"c{len(self.vars)}", dtype, value.shape, value)
+
+    def op(self, kind, params, inputs, n_out=1):
+        outs = [self.var(f"{kind}{len(self.ops)}:{i}") for i in range(n_out)]
+        op = Op(kind, kind, params, list(inputs), outs, index=len(self.ops))
+        for v in outs:
+            v.producer = op
+        self.ops.append(op)
+        return outs if n_out > 1 else outs[0]
+
+    def shape(self, v, axis=7):
+        return self.op("GetVarShape", {"axis": axis}, [v])
+
+    def elem(self, mode, *inputs):
+        return self.op("Elemwise", {"mode": mode}, inputs)
+
+    def graph(self, outputs: dict[str, Var]) -> Graph:
+        inputs = [] if self.x.is_const else [self.x]
+        return Graph("test", inputs, self.ops, list(outputs.items()), {v.id: v for v in self.vars})
+
+
+def taken(n: Net):
+    """x's elements > 0 (n1,) and their flat positions."""
+    return n.op("CondTake", {"mode": 4, "val": 0.0, "eps": 1e-6}, [n.x, n.x], 2)
+
+
+def case_reduce_and_broadcast(n: Net):
+    t, _ = taken(n)
+    col = n.op("Reshape", {}, [t, n.const([-1, 1])])
+    grid = n.op("Broadcast", {}, [col, n.op("Concat", {"axis": 0}, [n.shape(t), n.const([3])])])  # (n1, 3)
+    return {"sum0": n.op("Reduce", {"mode": 0, "axis": 0}, [grid]),
+            "max1": n.op("Reduce", {"mode": 4, "axis": 1}, [grid]),
+            "total": n.op("Reduce", {"mode": 0}, [grid, n.const([1])])}
+
+
+def case_one_hot_and_batched_matmul(n: Net):
+    t, pos = taken(n)
+    grid = n.elem(ADD, n.op("Reshape", {}, [t, n.const([-1, 1])]), n.const([0.0, 1.0, 2.0], FLOAT32))  # (n1, 3)
+    picked = n.op("IndexingOneHot", {"axis": 1}, [grid, n.elem(MOD, pos, n.const([3]))])  # (n1, 1)
+    left = n.op("AxisAddRemove", {"desc": [(0, 2)]}, [grid])  # (n1, 3, 1)
+    right = n.op("Dimshuffle", {"pattern": [0, 2, 1]}, [left])  # (n1, 1, 3)
+    return {"picked": picked, "grid": grid, "outer": n.op("BatchedMatrixMul", {}, [left, right])}
+
+
+# outputs whose operators have no fold rule: numpy from the folded outputs
+NUMPY = {"outer": lambda v: v["grid"][:, :, None] @ v["grid"][:, None, :]}
+
+
+def case_slices_and_two_lengths(n: Net):
+    t, _ = taken(n)
+    small = n.op("CondTake", {"mode": 2, "val": 1.0, "eps": 1e-6}, [t, t], 2)[0]  # (n2,) of (n1,)
+    outer = n.elem(ADD, n.op("Reshape", {}, [t, n.const([-1, 1])]), n.op("Reshape", {}, [small, n.const([1, -1])]))
+    sub = {"last": ([(0, 0, 0, 0, 1)], [-1]), "inner": ([(0, 1, 1, 0, 0)], [1, -1]),
+           "reversed": ([(0, 0, 0, 1, 0)], [-1]), "tail": ([(0, 1, 0, 0, 0)], [-2])}
+    out = {name: n.op("Subtensor", {"items": items}, [t] + [n.const([v]) for v in values])
+           for name, (items, values) in sub.items()}
+    return dict(out, outer=outer)
+
+
+def case_computed_k_and_reshape(n: Net):
+    t, _ = taken(n)
+    row = n.op("Reshape", {}, [t, n.const([1, -1])])
+    count = n.shape(t, 0)
+    smallest = n.op("TopK", {"mode": 0}, [row, count])  # KTH_ONLY, k = n1: the largest value... of n1 smallest
+    top, order = n.op("TopK", {"mode": 2}, [row, n.elem(NEGATE, count)], 2)  # every value, descending
+    flat = n.op("Reshape", {}, [n.op("Concat", {"axis": 0}, [t, t, t]), n.const([3, -1])])  # (3, n1)
+    back = n.op("Reshape", {}, [flat, n.op("Concat", {"axis": 0}, [count, n.const([3])])])  # (n1, 3)
+    scaled = n.elem(MUL, back, n.op("TypeCvt", {"dtype": FLOAT32}, [n.shape(back, 0)]))
+    return {"kth": smallest, "top": top, "order": order, "flat": flat, "scaled": scaled}
+
+
+NEED_ONE = {case_slices_and_two_lengths, case_computed_k_and_reshape}  # x[-1] and TopK k=0 fail on no element
+CASES = [case_reduce_and_broadcast, case_one_hot_and_batched_matmul, case_slices_and_two_lengths,
+         case_computed_k_and_reshape]
+INPUTS = {"many": np.random.RandomState(3).normal(0, 1, (3, 4)).astype(np.float32),
+          "one": np.array([[-1, -1, -1, -1], [-1, 0.5, -1, -1], [-1, -1, -1, -1]], np.float32),
+          "none": np.full((3, 4), -1, np.float32)}
+
+
+def _oracle(case, x):
+    net = Net(x)
+    outs = case(net)
+    infer_graph(net.graph(outs))
+    values = {name: v.const for name, v in outs.items()}
+    return {name: NUMPY[name](values) if value is None else value for name, value in values.items()}
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__[5:])
+def test_run_time_dims_match_the_fold_rules(case):
+    net = Net(None)
+    outs = case(net)
+    graph = net.graph(outs)
+    infer_graph(graph)
+    assert any(isinstance(d, Sym) for v in outs.values() for d in v.shape)
+    session = ort.InferenceSession(to_onnx_bytes(graph), providers=["CPUExecutionProvider"])
+    for label, x in INPUTS.items():
+        if label == "none" and case in NEED_ONE:
+            continue
+        expected = _oracle(case, x)
+        got = dict(zip(outs, session.run(list(outs), {"x": x})))
+        for name, want in expected.items():
+            # a 0-d fold result is carried as (1,), as MegEngine does
+            np.testing.assert_allclose(got[name].reshape(want.shape), want, rtol=1e-6, err_msg=name)
+            assert got[name].shape == want.shape or got[name].size == want.size == 1, name
+
+
+def test_symbols_cancel_and_bound():
+    n, m = Sym(bound=10), Sym()
+    assert floordiv(mul(n, 4), 4) == n and add(n, mul(n, -1)) == 0 and mul(n, 0) == 0
+    assert add(n, n) == mul(2, n) and mul(n, m) == mul(m, n)
+    assert minimum(n, 8).bound == 8 and mul(n, 3).bound == 30 and maximum(n, m).bound is None
+    assert maximum(n, maximum(m, n)) == maximum(n, m)
+    assert sign(mul(n, -1)) == -1 and sign(minimum(n, 8)) == 1
