@@ -19,7 +19,7 @@ from megenginelite.graph.dims import Sym, add, floordiv, maximum, minimum, mul, 
 from megenginelite.graph.ir import Graph, Op, Var
 from megenginelite.lower import to_onnx_bytes
 
-ADD, MOD, MUL, NEGATE, GT = 16, 20, 21, 11, 1
+ADD, FLOOR_DIV, MOD, MUL, NEGATE = 16, 17, 20, 21, 11
 
 
 class Net:
@@ -86,14 +86,16 @@ NUMPY = {"outer": lambda v: v["grid"][:, :, None] @ v["grid"][:, None, :]}
 
 
 def case_slices_and_two_lengths(n: Net):
-    t, _ = taken(n)
+    t, pos = taken(n)
     small = n.op("CondTake", {"mode": 2, "val": 1.0, "eps": 1e-6}, [t, t], 2)[0]  # (n2,) of (n1,)
     outer = n.elem(ADD, n.op("Reshape", {}, [t, n.const([-1, 1])]), n.op("Reshape", {}, [small, n.const([1, -1])]))
     sub = {"last": ([(0, 0, 0, 0, 1)], [-1]), "inner": ([(0, 1, 1, 0, 0)], [1, -1]),
            "reversed": ([(0, 0, 0, 1, 0)], [-1]), "tail": ([(0, 1, 0, 0, 0)], [-2])}
     out = {name: n.op("Subtensor", {"items": items}, [t] + [n.const([v]) for v in values])
            for name, (items, values) in sub.items()}
-    return dict(out, outer=outer)
+    rows, cols = n.elem(FLOOR_DIV, pos, n.const([4])), n.elem(MOD, pos, n.const([4]))
+    again = n.op("IndexingMultiAxisVec", {"items": [(0, 0, 0, 0, 1), (1, 0, 0, 0, 1)]}, [n.x, rows, cols])
+    return dict(out, outer=outer, again=again)  # again: x[pos // 4, pos % 4], two vectors of one run-time length
 
 
 def case_computed_k_and_reshape(n: Net):

@@ -561,6 +561,9 @@ def _symbolic_indexed_shape(op: Op, x_shape: tuple, index: list) -> tuple:
     def probe(d):
         if isinstance(d, int):
             return d
+        for value, sym in stand_in.items():
+            if sym == d:
+                return value
         value = 2**40 + 7 * len(stand_in)
         stand_in[value] = d
         return value

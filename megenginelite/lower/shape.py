@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph.dims import Sym, is_static
+from ..graph.dims import RuntimeDimError, Sym, is_static
 from ..graph.infer import PASSTHROUGH, broadcast_shapes, indexed_shape, norm_axis, subtensor_index
 from ..graph.ir import Op, Var
 from .builder import Builder, lowering
@@ -109,11 +109,17 @@ def select(b: Builder, value: str, shape: tuple[int, ...], index: list) -> str:
     # (otherwise: the vector axes, the only dims used below, are not sliced)
     vec_axes = [a for a, e in enumerate(index) if isinstance(e, Var)]
     single = len(vec_axes) == 1  # nothing to broadcast; its length may be known only at run time
-    idx_shape = index[vec_axes[0]].shape if single else tuple(np.broadcast_shapes(*[index[a].shape for a in vec_axes]))
+    idx_shapes = [index[a].shape for a in vec_axes]
+    if single or all(s == idx_shapes[0] for s in idx_shapes):
+        idx_shape = idx_shapes[0]
+    elif all(is_static(s) for s in idx_shapes):
+        idx_shape = tuple(np.broadcast_shapes(*idx_shapes))
+    else:
+        raise RuntimeDimError(f"index vectors of shapes {idx_shapes} known only at run time, broadcast together")
 
-    def index_value(var: Var, dim: int) -> str:
+    def index_value(var: Var, dim) -> str:
         """int64 indices with negative entries wrapped, broadcast to the common index shape."""
-        if var.is_const:
+        if var.is_const and is_static(idx_shape):
             arr = np.asarray(var.const, np.int64)
             return b.const(np.broadcast_to(np.where(arr < 0, arr + dim, arr), idx_shape).copy(), "index")
         v = b.cast(b.name(var), np.int64)
