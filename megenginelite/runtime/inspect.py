@@ -118,8 +118,9 @@ def _value_stats(arr: np.ndarray) -> str:
     if flat.size == 0:
         return "[]"
     f64 = flat.astype(np.float64)
-    return (f"[{head}{', ...' if flat.size > 5 else ''}] min={f64.min():.4g} max={f64.max():.4g} "
-            f"mean={f64.mean():.4g} l2={np.sqrt(np.mean(f64 * f64)):.4g} sd={f64.std():.4g}")
+    with np.errstate(invalid="ignore", over="ignore"):  # inf values (e.g. -inf masks) give nan statistics
+        return (f"[{head}{', ...' if flat.size > 5 else ''}] min={f64.min():.4g} max={f64.max():.4g} "
+                f"mean={f64.mean():.4g} l2={np.sqrt(np.mean(f64 * f64)):.4g} sd={f64.std():.4g}")
 
 
 def var_values(graph: Graph, exposed: dict[str, np.ndarray], feeds: dict[str, np.ndarray]) -> dict[int, np.ndarray]:
