@@ -47,9 +47,9 @@ import megengine.functional as F  # noqa: E402
 import megengine.module as M  # noqa: E402
 from megengine.core._imperative_rt.core2 import apply  # noqa: E402
 from megengine.core.ops import builtin  # noqa: E402
-from megengine.jit import trace  # noqa: E402
 
-from make_fixtures import BasicBlock, calibrate_bn, init_params  # noqa: E402  (tools/, next to this script)
+from make_dynamic_fixtures import record  # noqa: E402  (tools/, next to this script)
+from make_fixtures import BasicBlock, calibrate_bn, init_params  # noqa: E402
 
 SIZE = 128
 NUM_CLASSES = 4
@@ -297,42 +297,6 @@ class RetinaNet(M.Module):
         return top[keep], cand[keep], labels[keep]
 
 
-def run_lite(path: Path, inputs: dict, outputs: list[str]) -> dict:
-    import megenginelite as lite
-
-    net = lite.LiteNetwork()
-    net.load(str(path))
-    for name, value in inputs.items():
-        net.get_io_tensor(name).set_data_by_copy(value)
-    net.forward()
-    net.wait()
-    return {name: net.get_io_tensor(name).to_numpy().copy() for name in outputs}
-
-
-def build(name: str, model: M.Module, inputs: list, output_names: list, cases: list, manifest: dict) -> None:
-    traced = trace(lambda *args: model(*args), symbolic=True, capture_as_const=True)
-    traced(*[mge.tensor(v) for _, v in inputs])
-    path = OUT / f"{name}.mge"
-    traced.dump(str(path), arg_names=[n for n, _ in inputs], output_names=output_names)
-    arrays, entries = {}, []
-    for i, (change, shapes_if_failing) in enumerate(cases):
-        feed = {n: change.get(n, v) for n, v in inputs}
-        for n, v in feed.items():
-            arrays[f"case{i}:input:{n}"] = v
-        try:
-            got = run_lite(path, feed, output_names)
-        except Exception as exc:  # the real library fails with no proposal left
-            entries.append({"error": str(exc).splitlines()[0][:200], "shapes": shapes_if_failing})
-            continue
-        for n, v in got.items():
-            arrays[f"case{i}:output:{n}"] = v
-        entries.append({"shapes": {n: list(v.shape) for n, v in got.items()}})
-    np.savez_compressed(OUT / f"{name}.npz", **arrays)
-    manifest[name] = {"file": f"{name}.mge", "inputs": [n for n, _ in inputs], "outputs": output_names,
-                      "cases": entries}
-    print(name, [e["shapes"] for e in entries], [e.get("error") for e in entries])
-
-
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     rs = np.random.RandomState(20261205)
@@ -350,7 +314,7 @@ def main() -> None:
         conv.bias._reset(mge.tensor(np.zeros(conv.bias.shape, np.float32)))
     calibrate_bn(model.backbone, preprocess(image))  # the only batch norms
     model.eval()
-    build("faster_rcnn", model, [("image", image), ("im_info", info)], ["scores", "boxes"],
+    record(OUT, "faster_rcnn", model.forward, [("image", image), ("im_info", info)], ["scores", "boxes"],
           [({}, None), ({"image": other}, None),
            ({"im_info": np.array([[12, 10, SIZE, SIZE]], np.float32)}, None),
            ({"im_info": np.zeros((1, 4), np.float32)}, {"scores": [0, NUM_CLASSES], "boxes": [0, NUM_CLASSES, 4]})],
@@ -368,7 +332,7 @@ def main() -> None:
     # thresholds that keep about 300 and 5 of the reference image's scores
     ranked = np.sort(model.head(mge.tensor(image), mge.tensor(info))[1].numpy().ravel())[::-1]
     many, few = (np.array([(ranked[n] + ranked[n + 1]) / 2], np.float32) for n in (300, 5))
-    build("retinanet", model, [("image", image), ("im_info", info), ("thresh", many)],
+    record(OUT, "retinanet", model.forward, [("image", image), ("im_info", info), ("thresh", many)],
           ["scores", "boxes", "labels"],
           [({}, None), ({"image": other}, None), ({"thresh": few}, None),
            ({"thresh": np.array([1.0], np.float32)}, {"scores": [0], "boxes": [0, 4], "labels": [0]})],

@@ -130,34 +130,40 @@ def run_lite(path: Path, inputs: dict, outputs: list[str]) -> dict:
     return {name: net.get_io_tensor(name).to_numpy().copy() for name in outputs}
 
 
-def main() -> None:
+def record(out_dir: Path, name: str, fn, inputs: list, output_names: list, cases: list, manifest: dict) -> None:
+    """Trace ``fn`` on ``inputs`` and dump ``<name>.mge``; run it with the real Lite on each case (changed inputs,
+    and the output shapes we return where the real library fails); write ``<name>.npz`` and the manifest entry."""
     import megengine as mge
     from megengine.jit import trace
 
+    traced = trace(fn, symbolic=True, capture_as_const=True)
+    traced(*[mge.tensor(v) for _, v in inputs])
+    path = out_dir / f"{name}.mge"
+    traced.dump(str(path), arg_names=[n for n, _ in inputs], output_names=output_names)
+    arrays, entries = {}, []
+    for i, (change, shapes_if_failing) in enumerate(cases):
+        feed = {n: change.get(n, v) for n, v in inputs}
+        for n, v in feed.items():
+            arrays[f"case{i}:input:{n}"] = v
+        try:
+            got = run_lite(path, feed, output_names)
+        except Exception as exc:  # the real library fails on some inputs (nothing left)
+            entries.append({"error": str(exc).splitlines()[0][:200], "shapes": shapes_if_failing})
+            continue
+        for n, v in got.items():
+            arrays[f"case{i}:output:{n}"] = v
+        entries.append({"shapes": {n: list(v.shape) for n, v in got.items()}})
+    np.savez_compressed(out_dir / f"{name}.npz", **arrays)
+    manifest[name] = {"file": f"{name}.mge", "inputs": [n for n, _ in inputs], "outputs": output_names,
+                      "cases": entries, "note": (getattr(fn, "__doc__", None) or "").strip()}
+    print(name, [e["shapes"] for e in entries], [e.get("error") for e in entries])
+
+
+def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    manifest = {}
+    manifest: dict = {}
     for name, fn, inputs, output_names, cases in fixtures():
-        traced = trace(fn, symbolic=True, capture_as_const=True)
-        traced(*[mge.tensor(v) for _, v in inputs])
-        path = OUT / f"{name}.mge"
-        traced.dump(str(path), arg_names=[n for n, _ in inputs], output_names=output_names)
-        arrays, entries = {}, []
-        for i, (change, empty_shapes) in enumerate(cases):
-            feed = {n: change.get(n, v) for n, v in inputs}
-            for n, v in feed.items():
-                arrays[f"case{i}:input:{n}"] = v
-            try:
-                got = run_lite(path, feed, output_names)
-            except Exception as exc:  # the real library fails on some inputs (no box left)
-                entries.append({"error": str(exc).splitlines()[0][:200], "shapes": empty_shapes})
-                continue
-            for n, v in got.items():
-                arrays[f"case{i}:output:{n}"] = v
-            entries.append({"shapes": {n: list(v.shape) for n, v in got.items()}})
-        np.savez(OUT / f"{name}.npz", **arrays)
-        manifest[name] = {"file": f"{name}.mge", "inputs": [n for n, _ in inputs], "outputs": output_names,
-                          "cases": entries, "note": (fn.__doc__ or "").strip()}
-        print(name, [e.get("shapes", e.get("error")) for e in entries])
+        record(OUT, name, fn, inputs, output_names, cases, manifest)
     (OUT / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
