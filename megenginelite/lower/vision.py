@@ -112,7 +112,8 @@ def lower_roi_align(b: Builder, op: Op) -> list[str]:
         table = (np.arange(bins, dtype=np.float32)[:, None] + rate * (np.arange(samples, dtype=np.float32) + 0.5))
         coords = b.node("Add", [start, b.node("Mul", [bin_size, b.const(table.reshape(1, -1), "samples")])])
         weights.append(_one_hot_weights(b, coords, size))
-    image = b.node("Gather", [b.float32(op, 0), batch], axis=0)
+    # one image: every roi reads it (its batch index must be 0), broadcast by MatMul instead of copied per roi
+    image = b.float32(op, 0) if op.inputs[0].shape[0] == 1 else b.node("Gather", [b.float32(op, 0), batch], axis=0)
     samples = b.reshape(_separable(b, weights[0], image, weights[1]), (r, c, ph, sh, pw, sw))
     dtype = op.outputs[0].dtype.np_dtype
     if p.get("mode", 0) == 1:
