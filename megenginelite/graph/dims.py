@@ -53,9 +53,6 @@ class Sym:
 
     __index__ = __int__
 
-    def __bool__(self) -> bool:
-        return True  # a dim, even a run-time one, is a value (``if dim:`` must not raise)
-
     def __add__(self, other):
         return add(self, other)
 

@@ -126,7 +126,7 @@ MALFORMED = (ValueError, IndexError, KeyError, TypeError, OverflowError, ZeroDiv
 
 def infer_op(op: Op) -> None:
     fold = FOLD_RULES.get(op.kind)
-    static = all(v.shape is not None and is_static(v.shape) for v in op.inputs)
+    static = all(v.shape is None or is_static(v.shape) for v in op.inputs)
     if fold is not None and ((op.kind in SHAPE_ONLY and static) or all(v.is_const for v in op.inputs)):
         try:
             results = fold(op, [v.const for v in op.inputs])
@@ -165,9 +165,6 @@ def infer_op(op: Op) -> None:
         _sym_fold(op, fold)
 
 
-# Kinds that compute shape vectors: folded on symbols too (see the module docstring).
-SYM_FOLD = {"GetVarShape", "Elemwise", "Concat", "Subtensor", "Reshape", "AxisAddRemove", "Dimshuffle", "TypeCvt",
-            "Broadcast", "Reduce", *("Identity", "Copy", "MarkNoBroadcastElemwise", "MarkDynamicVar")}
 SYM_ELEMWISE = {"ADD": lambda a, b: a + b, "SUB": lambda a, b: a - b, "MUL": lambda a, b: a * b,
                 "FLOOR_DIV": lambda a, b: a // b, "MIN": minimum, "MAX": maximum, "NEGATE": lambda a: -a}
 SYM_VALUE_LIMIT = 16  # shape vectors are short; longer integer tensors are data
@@ -309,6 +306,9 @@ def _powc_fold(op: Op, xs):
 
 
 PASSTHROUGH = ("Identity", "Copy", "MarkNoBroadcastElemwise", "MarkDynamicVar")
+# Kinds that compute shape vectors: folded on symbols too (see the module docstring).
+SYM_FOLD = {"GetVarShape", "Elemwise", "Concat", "Subtensor", "Reshape", "AxisAddRemove", "Dimshuffle", "TypeCvt",
+            "Broadcast", "Reduce", *PASSTHROUGH}
 
 
 @shape_rule(*PASSTHROUGH)
