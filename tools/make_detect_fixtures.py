@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate the detector fixtures (``tests/fixtures/detect/``): Faster R-CNN and RetinaNet with their
+"""Generate the detector fixtures (``tests/fixtures/detect/``): Faster R-CNN, RetinaNet and FCOS with their
 post-processing inside the graph.
 
 Run this with a Python that has the *real* MegEngine 1.13.0 (and with it the real ``megenginelite``); from the
@@ -15,9 +15,9 @@ layout with narrow widths, an FPN (P2-P6, P6 by max-pooling P5), and
   the level assignment of ``roi_pool`` (a CondTake per level, RoIAlign, argsort of the concatenated indices), the
   RCNN head (two fully connected layers on the run-time number of rois), softmax and class-aware box decoding,
   rescaled and clipped as in ``FasterRCNN.inference``;
-- RetinaNet's inference path, followed by the post-processing its ``tools/test.py`` does in numpy, here in the
-  graph: score threshold (an input, so that one file keeps many or few detections), top-k with k computed from the
-  survivors, class-offset NMS.
+- RetinaNet's and FCOS's inference paths (anchor boxes; anchor-free points with centerness), followed by the
+  post-processing their ``tools/test.py`` does in numpy, here in the graph: score threshold (an input, so that one
+  file keeps many or few detections), top-k with k computed from the survivors, class-offset NMS.
 
 Random weights with batch-norm statistics calibrated on the reference input (as tools/make_fixtures.py does). In
 symbolic tracing the Python wrappers of TopK, NMS, argsort and matmul assert on ``ndim``, unknown for run-time-sized
@@ -187,6 +187,8 @@ def preprocess(image):
 
 
 class FasterRCNN(M.Module):
+    """Two-stage: RPN proposals, NMS, RoIAlign of the survivors, RCNN head."""
+
     PREV_NMS_TOP_N = 40
     POST_NMS_TOP_N = 16
     POOL = (3, 3)
@@ -242,6 +244,7 @@ class FasterRCNN(M.Module):
         return F.concat(pooled)[fm_order][:-num]
 
     def forward(self, image, im_info):
+        """FasterRCNN.inference: class scores (R, classes) and class-aware boxes (R, classes, 4) of the rois."""
         feats = self.fpn(self.backbone(preprocess(image)))
         rois = self.rpn(feats, im_info)
         pooled = self.roi_pool(feats[:4], rois)
@@ -284,17 +287,77 @@ class RetinaNet(M.Module):
         return boxes, F.sigmoid(F.concat(logits, axis=1))[0]
 
     def forward(self, image, im_info, thresh):
-        boxes, scores = self.head(image, im_info)
-        # tools/test.py's post-processing, in the graph: threshold, top-k, class-offset NMS
-        flat = scores.flatten()
-        kept, idx = F.cond_take(flat > thresh, flat)
-        k = F.minimum(kept.shape[0], 100)
-        top, order = topk_desc(kept.reshape(1, -1), k)
-        top, idx = top.reshape(-1), idx[order.reshape(-1)]
-        labels = idx % NUM_CLASSES
-        cand = boxes[idx // NUM_CLASSES]
-        keep = batched_nms(cand, top, labels, 0.5, self.MAX_DETECTIONS)
-        return top[keep], cand[keep], labels[keep]
+        """RetinaNet with tools/test.py's post-processing in the graph."""
+        return post_process(*self.head(image, im_info), thresh, self.MAX_DETECTIONS)
+
+
+def post_process(boxes, scores, thresh, max_detections):
+    """tools/test.py's post-processing, in the graph: score threshold, top-k with k computed from the survivors,
+    class-offset NMS; (scores, boxes, labels) of the detections."""
+    flat = scores.flatten()
+    kept, idx = F.cond_take(flat > thresh, flat)
+    k = F.minimum(kept.shape[0], 100)
+    top, order = topk_desc(kept.reshape(1, -1), k)
+    top, idx = top.reshape(-1), idx[order.reshape(-1)]
+    labels = idx % NUM_CLASSES
+    cand = boxes[idx // NUM_CLASSES]
+    keep = batched_nms(cand, top, labels, 0.5, max_detections)
+    return top[keep], cand[keep], labels[keep]
+
+
+class FCOS(M.Module):
+    """Anchor-free: one point per cell, (left, top, right, bottom) distances, centerness."""
+
+    MAX_DETECTIONS = 12
+
+    def __init__(self):
+        super().__init__()
+        self.backbone, self.fpn = Backbone(), FPN()
+        self.cls_subnet = M.Sequential(M.Conv2d(FPN_CHANNELS, FPN_CHANNELS, 3, 1, 1), M.ReLU())
+        self.bbox_subnet = M.Sequential(M.Conv2d(FPN_CHANNELS, FPN_CHANNELS, 3, 1, 1), M.ReLU())
+        self.cls_score = M.Conv2d(FPN_CHANNELS, NUM_CLASSES, 3, 1, 1)
+        self.bbox_pred = M.Conv2d(FPN_CHANNELS, 4, 3, 1, 1)
+        self.ctrness = M.Conv2d(FPN_CHANNELS, 1, 3, 1, 1)
+
+    def head(self, image, im_info):
+        """FCOS.inference: (boxes (P, 4), sqrt(class score * centerness) (P, classes)) of every point."""
+        feats = self.fpn(self.backbone(preprocess(image)))[1:]
+        logits, offsets, ctrness, points = [], [], [], []
+        for feat, stride in zip(feats, STRIDES[1:]):
+            cls, box = self.cls_subnet(feat), self.bbox_subnet(feat)
+            logits.append(self.cls_score(cls).transpose(0, 2, 3, 1).reshape(1, -1, NUM_CLASSES))
+            offsets.append((F.relu(self.bbox_pred(box)) * stride).transpose(0, 2, 3, 1).reshape(1, -1, 4))
+            ctrness.append(self.ctrness(box).transpose(0, 2, 3, 1).reshape(1, -1, 1))
+            h, w = feat.shape[2:]
+            xs = F.arange(stride / 2, w * stride + stride / 2, step=stride)
+            ys = F.arange(stride / 2, h * stride + stride / 2, step=stride)
+            points.append(F.stack([F.broadcast_to(xs, (h, w)).reshape(-1),
+                                   F.broadcast_to(ys.reshape(-1, 1), (h, w)).reshape(-1)], axis=1))
+        points, deltas = F.concat(points), F.concat(offsets, axis=1)[0]
+        boxes = F.concat([points - deltas[:, :2], points + deltas[:, 2:]], axis=1)  # PointCoder.decode
+        scale_w, scale_h = im_info[0, 1] / im_info[0, 3], im_info[0, 0] / im_info[0, 2]
+        boxes = clip_boxes(boxes / F.concat([scale_w, scale_h, scale_w, scale_h], axis=0), im_info[0, 2:4])
+        scores = F.sqrt(F.sigmoid(F.concat(logits, axis=1)) * F.sigmoid(F.concat(ctrness, axis=1)))[0]
+        return boxes, scores
+
+    def forward(self, image, im_info, thresh):
+        """FCOS with tools/test.py's post-processing in the graph."""
+        return post_process(*self.head(image, im_info), thresh, self.MAX_DETECTIONS)
+
+
+def thresholds(model, image, info) -> tuple[np.ndarray, np.ndarray]:
+    """Score thresholds that keep about 300 and 5 of the reference image's scores."""
+    ranked = np.sort(model.head(mge.tensor(image), mge.tensor(info))[1].numpy().ravel())[::-1]
+    return tuple(np.array([(ranked[n] + ranked[n + 1]) / 2], np.float32) for n in (300, 5))
+
+
+def init_head(rs, convs, cls_score) -> None:
+    """The originals' head initialization: normal(0, 0.01), zero bias, the focal-loss prior 0.01 on the classes."""
+    for conv in convs:
+        if isinstance(conv, M.Conv2d):
+            conv.weight._reset(mge.tensor(rs.normal(0, 0.01, conv.weight.shape).astype(np.float32)))
+            prior = -math.log(99) if conv is cls_score else 0.0
+            conv.bias._reset(mge.tensor(np.full(conv.bias.shape, prior, np.float32)))
 
 
 def main() -> None:
@@ -320,23 +383,20 @@ def main() -> None:
            ({"im_info": np.zeros((1, 4), np.float32)}, {"scores": [0, NUM_CLASSES], "boxes": [0, NUM_CLASSES, 4]})],
           manifest)
 
-    model = RetinaNet()
-    init_params(model, rs)
-    for conv in (*model.cls_tower, *model.box_tower, model.cls_score, model.bbox_pred):
-        if isinstance(conv, M.Conv2d):  # the original's head initialization, with the focal-loss prior 0.01
-            conv.weight._reset(mge.tensor(rs.normal(0, 0.01, conv.weight.shape).astype(np.float32)))
-            prior = -math.log(99) if conv is model.cls_score else 0.0
-            conv.bias._reset(mge.tensor(np.full(conv.bias.shape, prior, np.float32)))
-    calibrate_bn(model.backbone, preprocess(image))  # the only batch norms
-    model.eval()
-    # thresholds that keep about 300 and 5 of the reference image's scores
-    ranked = np.sort(model.head(mge.tensor(image), mge.tensor(info))[1].numpy().ravel())[::-1]
-    many, few = (np.array([(ranked[n] + ranked[n + 1]) / 2], np.float32) for n in (300, 5))
-    record(OUT, "retinanet", model.forward, [("image", image), ("im_info", info), ("thresh", many)],
-          ["scores", "boxes", "labels"],
-          [({}, None), ({"image": other}, None), ({"thresh": few}, None),
-           ({"thresh": np.array([1.0], np.float32)}, {"scores": [0], "boxes": [0, 4], "labels": [0]})],
-          manifest)
+    one_stage = [("retinanet", RetinaNet, lambda m: (*m.cls_tower, *m.box_tower, m.cls_score, m.bbox_pred)),
+                 ("fcos", FCOS, lambda m: (*m.cls_subnet, *m.bbox_subnet, m.cls_score, m.bbox_pred, m.ctrness))]
+    for name, cls, head_convs in one_stage:
+        model = cls()
+        init_params(model, rs)
+        init_head(rs, head_convs(model), model.cls_score)
+        calibrate_bn(model.backbone, preprocess(image))  # the only batch norms
+        model.eval()
+        many, few = thresholds(model, image, info)
+        record(OUT, name, model.forward, [("image", image), ("im_info", info), ("thresh", many)],
+               ["scores", "boxes", "labels"],
+               [({}, None), ({"image": other}, None), ({"thresh": few}, None),
+                ({"thresh": np.array([1.0], np.float32)}, {"scores": [0], "boxes": [0, 4], "labels": [0]})],
+               manifest)
     (OUT / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
