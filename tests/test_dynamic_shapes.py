@@ -224,3 +224,22 @@ def test_profile_and_io_dump_of_run_time_sizes(tmp_path):
     condtake = [line for line in (tmp_path / "io.txt").read_text().splitlines()
                 if "name=CondTake[0]:o0" in line and "produced" in line]
     assert [line.split("layout={")[1].split()[0] for line in condtake] == ["172", "0"]
+
+
+def test_a_detector_fed_a_new_image_size_compiles_once(monkeypatch):
+    """A new input shape on a model with run-time sizes is compiled once (its plan then serves every number of
+    boxes): 160x160 after the file's 128x128, back and forth, compiles only the new size."""
+    from megenginelite.runtime.session import CompiledModel
+
+    network = LiteNetwork()
+    network.load(str(DYNAMIC_MANIFEST["faster_rcnn"]["dir"] / "faster_rcnn.mge"))
+    compiled = []
+    original = CompiledModel._compile
+    monkeypatch.setattr(CompiledModel, "_compile", lambda self, *a, **k: compiled.append(a) or original(self, *a, **k))
+    rs = np.random.RandomState(5)
+    for size in (160, 128, 160, 160, 128):
+        image = rs.randint(0, 256, (1, 3, size, size)).astype(np.float32)
+        _run(network, ["image", "im_info"], [image, np.full((1, 4), size, np.float32)])
+        layout = network.get_io_tensor("boxes").layout
+        assert layout.shapes[1:3] == [4, 4] and layout.shapes[0] <= 16
+    assert len(compiled) == 1
