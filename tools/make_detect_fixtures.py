@@ -19,6 +19,9 @@ layout with narrow widths, an FPN (P2-P6, P6 by max-pooling P5), and
   post-processing their ``tools/test.py`` does in numpy, here in the graph: score threshold (an input, so that one
   file keeps many or few detections), top-k with k computed from the survivors, class-offset NMS.
 
+ATSS and FreeAnchor are not dumped separately: at inference they are FCOS's (points, point decoding, centerness)
+and RetinaNet's graphs in MegEngine/Models (they differ in training only).
+
 Random weights with batch-norm statistics calibrated on the reference input (as tools/make_fixtures.py does). In
 symbolic tracing the Python wrappers of TopK, NMS, argsort and matmul assert on ``ndim``, unknown for run-time-sized
 values, so those steps call the builtin operators through ``apply``, as the wrappers do (same dumped graph).
