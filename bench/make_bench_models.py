@@ -1,4 +1,5 @@
-"""Dump full-size benchmark models (ResNet-18, MobileNetV2 1.0, 224x224) with the real MegEngine 1.13.
+"""Dump full-size benchmark models (ResNet-18, MobileNetV2 1.0, 224x224; detectors with a ResNet-18 backbone at
+320x320 into bench/models/detect/) with the real MegEngine 1.13.
 
     PY="$(cd .. && shared/tools/real-megengine)"; "$PY" bench/make_bench_models.py
 
@@ -15,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != ROOT]  # keep our package from shadowing the real one
 sys.path.insert(0, str(ROOT / "tools"))
 
+import make_detect_fixtures as det  # noqa: E402
 import make_fixtures as fx  # noqa: E402  (the fixture script's model classes and helpers)
 
 OUT = ROOT / "bench" / "models"
@@ -65,3 +67,4 @@ if __name__ == "__main__":
     fx._import_megengine()
     dump("resnet18", fx.ResNet18Small(widths=(64, 128, 256, 512), num_classes=1000))
     dump("mobilenetv2", MobileNetV2())
+    det.make_detectors(OUT / "detect", det.BENCH, all_cases=False)  # .mge and the reference input (.npz case0)

@@ -38,6 +38,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -54,10 +55,21 @@ from megengine.core.ops import builtin  # noqa: E402
 from make_dynamic_fixtures import record  # noqa: E402  (tools/, next to this script)
 from make_fixtures import BasicBlock, calibrate_bn, init_params  # noqa: E402
 
-SIZE = 128
 NUM_CLASSES = 4
-WIDTHS = (8, 16, 24, 32)
-FPN_CHANNELS = 16
+
+
+class Sizes(NamedTuple):
+    image: int  # square input side
+    widths: tuple  # backbone stage widths (ResNet-18: 64, 128, 256, 512)
+    channels: int  # FPN and head channels (256 in the original)
+    fc: int = 32  # Faster R-CNN's box head width (1024 in the original)
+    prev_nms_top_n: int = 40  # proposals per level before the RPN's NMS (1000 in the original's test config)
+    post_nms_top_n: int = 16  # proposals kept (1000)
+
+
+TOY = Sizes(128, (8, 16, 24, 32), 16)  # the committed fixtures
+# bench/make_bench_models.py: ResNet-18 widths, a 320x320 input, the original's proposal counts
+BENCH = Sizes(320, (64, 128, 256, 512), 128, 256, 1000, 1000)
 STRIDES = [4, 8, 16, 32, 64]
 IMG_MEAN = np.array([103.530, 116.280, 123.675], np.float32)[None, :, None, None]
 IMG_STD = np.array([57.375, 57.120, 58.395], np.float32)[None, :, None, None]
@@ -101,13 +113,13 @@ def linear(x, fc):
 class Backbone(M.Module):
     """ResNet-18 layout at narrow widths; returns res2..res5."""
 
-    def __init__(self):
+    def __init__(self, widths):
         super().__init__()
-        self.conv1 = M.Conv2d(3, WIDTHS[0], 7, 2, 3, bias=False)
-        self.bn1 = M.BatchNorm2d(WIDTHS[0])
+        self.conv1 = M.Conv2d(3, widths[0], 7, 2, 3, bias=False)
+        self.bn1 = M.BatchNorm2d(widths[0])
         self.stages = []
-        cin = WIDTHS[0]
-        for i, w in enumerate(WIDTHS):
+        cin = widths[0]
+        for i, w in enumerate(widths):
             stage = M.Sequential(BasicBlock(cin, w, 1 if i == 0 else 2), BasicBlock(w, w, 1))
             setattr(self, f"res{i + 2}", stage)
             self.stages.append(stage)
@@ -125,10 +137,10 @@ class Backbone(M.Module):
 class FPN(M.Module):
     """Lateral 1x1 and output 3x3 convolutions, top-down nearest upsampling, P6 by max-pooling P5 (FPNP6)."""
 
-    def __init__(self):
+    def __init__(self, widths, channels):
         super().__init__()
-        self.lateral = [M.Conv2d(c, FPN_CHANNELS, 1) for c in WIDTHS]
-        self.output = [M.Conv2d(FPN_CHANNELS, FPN_CHANNELS, 3, 1, 1) for _ in WIDTHS]
+        self.lateral = [M.Conv2d(c, channels, 1) for c in widths]
+        self.output = [M.Conv2d(channels, channels, 3, 1, 1) for _ in widths]
         for i, (a, b) in enumerate(zip(self.lateral, self.output)):
             setattr(self, f"lat{i}", a)
             setattr(self, f"out{i}", b)
@@ -192,21 +204,21 @@ def preprocess(image):
 class FasterRCNN(M.Module):
     """Two-stage: RPN proposals, NMS, RoIAlign of the survivors, RCNN head."""
 
-    PREV_NMS_TOP_N = 40
-    POST_NMS_TOP_N = 16
     POOL = (3, 3)
 
-    def __init__(self):
+    def __init__(self, sizes: Sizes):
         super().__init__()
-        self.backbone, self.fpn = Backbone(), FPN()
+        c, fc = sizes.channels, sizes.fc
+        self.sizes = sizes
+        self.backbone, self.fpn = Backbone(sizes.widths), FPN(sizes.widths, c)
         self.ratios, self.num_anchors = [0.5, 1, 2], 3
-        self.rpn_conv = M.Conv2d(FPN_CHANNELS, FPN_CHANNELS, 3, 1, 1)
-        self.rpn_cls = M.Conv2d(FPN_CHANNELS, self.num_anchors, 1)
-        self.rpn_box = M.Conv2d(FPN_CHANNELS, self.num_anchors * 4, 1)
-        self.fc1 = M.Linear(FPN_CHANNELS * self.POOL[0] * self.POOL[1], 32)
-        self.fc2 = M.Linear(32, 32)
-        self.pred_cls = M.Linear(32, NUM_CLASSES + 1)
-        self.pred_delta = M.Linear(32, NUM_CLASSES * 4)
+        self.rpn_conv = M.Conv2d(c, c, 3, 1, 1)
+        self.rpn_cls = M.Conv2d(c, self.num_anchors, 1)
+        self.rpn_box = M.Conv2d(c, self.num_anchors * 4, 1)
+        self.fc1 = M.Linear(c * self.POOL[0] * self.POOL[1], fc)
+        self.fc2 = M.Linear(fc, fc)
+        self.pred_cls = M.Linear(fc, NUM_CLASSES + 1)
+        self.pred_delta = M.Linear(fc, NUM_CLASSES * 4)
 
     def rpn(self, feats, im_info):
         proposals, scores, levels = [], [], []
@@ -215,7 +227,7 @@ class FasterRCNN(M.Module):
             logits = self.rpn_cls(t)[0].transpose(1, 2, 0).flatten()
             offsets = self.rpn_box(t)[0].reshape(self.num_anchors, 4, *t.shape[2:]).transpose(2, 3, 0, 1)
             boxes = decode(anchors_for(feat, stride, [stride * 8], self.ratios), offsets.reshape(-1, 4))
-            k = min(self.PREV_NMS_TOP_N, logits.shape[0])
+            k = min(self.sizes.prev_nms_top_n, logits.shape[0])
             top, order = topk_desc(logits.reshape(1, -1), k)
             proposals.append(boxes[order.reshape(-1)])
             scores.append(top.reshape(-1))
@@ -225,7 +237,7 @@ class FasterRCNN(M.Module):
         keep = (proposals[:, 2] - proposals[:, 0] > 0) & (proposals[:, 3] - proposals[:, 1] > 0)  # filter_boxes
         _, inds = F.cond_take(keep, scores)  # proposals[keep] (boolean indexing needs a value in symbolic tracing)
         proposals, scores, levels = proposals[inds], scores[inds], levels[inds]
-        kept = batched_nms(proposals, scores, levels, 0.7, self.POST_NMS_TOP_N)
+        kept = batched_nms(proposals, scores, levels, 0.7, self.sizes.post_nms_top_n)
         rois = F.concat([proposals, scores.reshape(-1, 1)], axis=1)[kept]
         return F.concat([F.zeros((rois.shape[0], 1)), rois[:, :4]], axis=1)
 
@@ -252,7 +264,7 @@ class FasterRCNN(M.Module):
         rois = self.rpn(feats, im_info)
         pooled = self.roi_pool(feats[:4], rois)
         # F.flatten(pooled, 1) in the original: MegEngine 1.13 overflows tracing it on a run-time number of rois
-        x = F.relu(linear(pooled.reshape(-1, FPN_CHANNELS * self.POOL[0] * self.POOL[1]), self.fc1))
+        x = F.relu(linear(pooled.reshape(-1, self.sizes.channels * self.POOL[0] * self.POOL[1]), self.fc1))
         x = F.relu(linear(x, self.fc2))
         scores = F.softmax(linear(x, self.pred_cls), axis=1)[:, 1:]
         deltas = linear(x, self.pred_delta).reshape(-1, 4)
@@ -267,14 +279,15 @@ class FasterRCNN(M.Module):
 class RetinaNet(M.Module):
     MAX_DETECTIONS = 12
 
-    def __init__(self):
+    def __init__(self, sizes: Sizes):
         super().__init__()
-        self.backbone, self.fpn = Backbone(), FPN()
+        c = sizes.channels
+        self.backbone, self.fpn = Backbone(sizes.widths), FPN(sizes.widths, c)
         self.num_anchors = 9
-        self.cls_tower = M.Sequential(M.Conv2d(FPN_CHANNELS, FPN_CHANNELS, 3, 1, 1), M.ReLU())
-        self.box_tower = M.Sequential(M.Conv2d(FPN_CHANNELS, FPN_CHANNELS, 3, 1, 1), M.ReLU())
-        self.cls_score = M.Conv2d(FPN_CHANNELS, self.num_anchors * NUM_CLASSES, 3, 1, 1)
-        self.bbox_pred = M.Conv2d(FPN_CHANNELS, self.num_anchors * 4, 3, 1, 1)
+        self.cls_tower = M.Sequential(M.Conv2d(c, c, 3, 1, 1), M.ReLU())
+        self.box_tower = M.Sequential(M.Conv2d(c, c, 3, 1, 1), M.ReLU())
+        self.cls_score = M.Conv2d(c, self.num_anchors * NUM_CLASSES, 3, 1, 1)
+        self.bbox_pred = M.Conv2d(c, self.num_anchors * 4, 3, 1, 1)
 
     def head(self, image, im_info):
         """RetinaNet.inference: (boxes (A, 4), class scores (A, classes)) of every anchor."""
@@ -313,14 +326,15 @@ class FCOS(M.Module):
 
     MAX_DETECTIONS = 12
 
-    def __init__(self):
+    def __init__(self, sizes: Sizes):
         super().__init__()
-        self.backbone, self.fpn = Backbone(), FPN()
-        self.cls_subnet = M.Sequential(M.Conv2d(FPN_CHANNELS, FPN_CHANNELS, 3, 1, 1), M.ReLU())
-        self.bbox_subnet = M.Sequential(M.Conv2d(FPN_CHANNELS, FPN_CHANNELS, 3, 1, 1), M.ReLU())
-        self.cls_score = M.Conv2d(FPN_CHANNELS, NUM_CLASSES, 3, 1, 1)
-        self.bbox_pred = M.Conv2d(FPN_CHANNELS, 4, 3, 1, 1)
-        self.ctrness = M.Conv2d(FPN_CHANNELS, 1, 3, 1, 1)
+        c = sizes.channels
+        self.backbone, self.fpn = Backbone(sizes.widths), FPN(sizes.widths, c)
+        self.cls_subnet = M.Sequential(M.Conv2d(c, c, 3, 1, 1), M.ReLU())
+        self.bbox_subnet = M.Sequential(M.Conv2d(c, c, 3, 1, 1), M.ReLU())
+        self.cls_score = M.Conv2d(c, NUM_CLASSES, 3, 1, 1)
+        self.bbox_pred = M.Conv2d(c, 4, 3, 1, 1)
+        self.ctrness = M.Conv2d(c, 1, 3, 1, 1)
 
     def head(self, image, im_info):
         """FCOS.inference: (boxes (P, 4), sqrt(class score * centerness) (P, classes)) of every point."""
@@ -363,16 +377,19 @@ def init_head(rs, convs, cls_score) -> None:
             conv.bias._reset(mge.tensor(np.full(conv.bias.shape, prior, np.float32)))
 
 
-def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
+def make_detectors(out: Path, sizes: Sizes, all_cases: bool = True) -> dict:
+    """Dump Faster R-CNN, RetinaNet and FCOS at ``sizes`` into ``out`` with their cases (only the reference input
+    unless ``all_cases``); returns the manifest."""
+    out.mkdir(parents=True, exist_ok=True)
     rs = np.random.RandomState(20261205)
     mge.random.seed(20261205)
-    image = rs.randint(0, 256, (1, 3, SIZE, SIZE)).astype(np.float32)  # 8-bit pixel values (compress well)
-    other = rs.randint(0, 256, (1, 3, SIZE, SIZE)).astype(np.float32)
-    info = np.array([[SIZE, SIZE, SIZE, SIZE]], np.float32)
+    side = sizes.image
+    image = rs.randint(0, 256, (1, 3, side, side)).astype(np.float32)  # 8-bit pixel values (compress well)
+    other = rs.randint(0, 256, (1, 3, side, side)).astype(np.float32)
+    info = np.array([[side, side, side, side]], np.float32)
     manifest: dict = {}
 
-    model = FasterRCNN()
+    model = FasterRCNN(sizes)
     init_params(model, rs)
     for conv, std in ((model.rpn_conv, 0.01), (model.rpn_cls, 0.01), (model.rpn_box, 0.01),
                       (model.pred_cls, 0.01), (model.pred_delta, 0.001)):  # the original's head initialization
@@ -380,26 +397,29 @@ def main() -> None:
         conv.bias._reset(mge.tensor(np.zeros(conv.bias.shape, np.float32)))
     calibrate_bn(model.backbone, preprocess(image))  # the only batch norms
     model.eval()
-    record(OUT, "faster_rcnn", model.forward, [("image", image), ("im_info", info)], ["scores", "boxes"],
-          [({}, None), ({"image": other}, None),
-           ({"im_info": np.array([[12, 10, SIZE, SIZE]], np.float32)}, None),
-           ({"im_info": np.zeros((1, 4), np.float32)}, {"scores": [0, NUM_CLASSES], "boxes": [0, NUM_CLASSES, 4]})],
-          manifest)
+    cases = [({}, None), ({"image": other}, None), ({"im_info": np.array([[12, 10, side, side]], np.float32)}, None),
+             ({"im_info": np.zeros((1, 4), np.float32)}, {"scores": [0, NUM_CLASSES], "boxes": [0, NUM_CLASSES, 4]})]
+    record(out, "faster_rcnn", model.forward, [("image", image), ("im_info", info)], ["scores", "boxes"],
+           cases if all_cases else cases[:1], manifest)
 
     one_stage = [("retinanet", RetinaNet, lambda m: (*m.cls_tower, *m.box_tower, m.cls_score, m.bbox_pred)),
                  ("fcos", FCOS, lambda m: (*m.cls_subnet, *m.bbox_subnet, m.cls_score, m.bbox_pred, m.ctrness))]
     for name, cls, head_convs in one_stage:
-        model = cls()
+        model = cls(sizes)
         init_params(model, rs)
         init_head(rs, head_convs(model), model.cls_score)
         calibrate_bn(model.backbone, preprocess(image))  # the only batch norms
         model.eval()
         many, few = thresholds(model, image, info)
-        record(OUT, name, model.forward, [("image", image), ("im_info", info), ("thresh", many)],
-               ["scores", "boxes", "labels"],
-               [({}, None), ({"image": other}, None), ({"thresh": few}, None),
-                ({"thresh": np.array([1.0], np.float32)}, {"scores": [0], "boxes": [0, 4], "labels": [0]})],
-               manifest)
+        cases = [({}, None), ({"image": other}, None), ({"thresh": few}, None),
+                 ({"thresh": np.array([1.0], np.float32)}, {"scores": [0], "boxes": [0, 4], "labels": [0]})]
+        record(out, name, model.forward, [("image", image), ("im_info", info), ("thresh", many)],
+               ["scores", "boxes", "labels"], cases if all_cases else cases[:1], manifest)
+    return manifest
+
+
+def main() -> None:
+    manifest = make_detectors(OUT, TOY)
     (OUT / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
