@@ -185,3 +185,59 @@ def test_symbols_cancel_and_bound():
     assert minimum(n, 8).bound == 8 and mul(n, 3).bound == 30 and maximum(n, m).bound is None
     assert maximum(n, maximum(m, n)) == maximum(n, m)
     assert sign(mul(n, -1)) == -1 and sign(minimum(n, 8)) == 1
+
+
+def _roi_align_reference(x, rois, mode, ph, pw, sh, sw, scale, offset):
+    """ROIAlign as MegDNN computes it: per bin, sh x sw samples at sub-bin centres, each the bilinear mix of its
+    four neighbours, a neighbour outside the image counting 0; AVERAGE (mode 1) or MAX with the sample's index."""
+    out = np.zeros((len(rois), x.shape[1], ph, pw), np.float32)
+    index = np.zeros(out.shape, np.int32)
+    for r, (b, *box) in enumerate(rois):
+        x0, y0, x1, y1 = np.float32(box) * np.float32(scale) - np.float32(offset)
+        bin_h, bin_w = max(y1 - y0, 0) / ph, max(x1 - x0, 0) / pw
+        for i in range(ph):
+            for j in range(pw):
+                samples = []
+                for si in range(sh):
+                    for sj in range(sw):
+                        y, xx = y0 + bin_h * (i + (si + 0.5) / sh), x0 + bin_w * (j + (sj + 0.5) / sw)
+                        value = np.zeros(x.shape[1], np.float64)
+                        for yi, wy in ((np.floor(y), 1 - (y - np.floor(y))), (np.floor(y) + 1, y - np.floor(y))):
+                            for xi, wx in ((np.floor(xx), 1 - (xx - np.floor(xx))), (np.floor(xx) + 1, xx - np.floor(xx))):
+                                if 0 <= yi < x.shape[2] and 0 <= xi < x.shape[3]:
+                                    value += wy * wx * x[int(b), :, int(yi), int(xi)]
+                        samples.append(value)
+                samples = np.array(samples)
+                out[r, :, i, j] = samples.mean(0) if mode == 1 else samples.max(0)
+                index[r, :, i, j] = samples.argmax(0)
+    return out, index
+
+
+@pytest.mark.parametrize("mode", [0, 1], ids=["max", "average"])
+def test_roi_align_on_run_time_rois_matches_megdnn_semantics(mode):
+    """RoIAlign gathers four neighbours per sample: on rois chosen at run time (a CondTake of their scores), in
+    two images, partly outside them, it gives MegDNN's sums (numpy reference above), and the max's index."""
+    rs = np.random.RandomState(4)
+    n = Net(None)
+    image = n.var("image", FLOAT32, (2, 3, 9, 7))
+    rois_all = n.var("rois", FLOAT32, (6, 5))
+    score = n.var("score", FLOAT32, (6,))
+    _, picked = n.op("CondTake", {"mode": 4, "val": 0.0, "eps": 1e-6}, [score, score], 2)
+    rois = n.op("IndexingMultiAxisVec", {"items": [(0, 0, 0, 0, 1)]}, [rois_all, picked])
+    params = {"mode": mode, "pooled_height": 3, "pooled_width": 2, "sample_height": 2, "sample_width": 3,
+              "spatial_scale": 0.5, "offset": 0.5}
+    out, index = n.op("ROIAlign", params, [image, rois], 2)
+    outputs = [("out", out)] + ([("index", index)] if mode == 0 else [])  # AVERAGE computes no index
+    graph = Graph("roi", [image, rois_all, score], n.ops, outputs, {})
+    infer_graph(graph)
+    session = ort.InferenceSession(to_onnx_bytes(graph), providers=["CPUExecutionProvider"])
+    corner = rs.uniform(-6, 20, (6, 2))
+    boxes = np.concatenate([rs.randint(0, 2, (6, 1)), corner, corner + rs.uniform(-2, 12, (6, 2))], 1)
+    x = rs.normal(0, 1, (2, 3, 9, 7)).astype(np.float32)
+    for s in (rs.normal(0, 1, 6), np.full(6, -1.0)):
+        feeds = {"image": x, "rois": boxes.astype(np.float32), "score": s.astype(np.float32)}
+        got = session.run(None, feeds)
+        want = _roi_align_reference(x, boxes[s > 0], mode, 3, 2, 2, 3, 0.5, 0.5)
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-5)
+        if mode == 0:
+            np.testing.assert_array_equal(got[1], want[1])

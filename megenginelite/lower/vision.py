@@ -83,42 +83,61 @@ def _roi_box(b: Builder, op: Op, scale: float, offset: float) -> list[str]:
     return [b.cast(b.reshape(cols[0], [-1]), np.int64)] + coords
 
 
-def _one_hot_weights(b: Builder, coords: str, size: int) -> str:
-    """Bilinear weights (R, S, size) of sample coordinates (R, S), zero for neighbours outside [0, size)."""
+def _bilinear_taps(b: Builder, coords: str, size: int) -> list[tuple[str, str]]:
+    """The two neighbours of each sample coordinate (R, S) along an axis of ``size``: (int64 index, float32
+    weight) for floor(c) with weight 1 - frac and floor(c) + 1 with weight frac; a neighbour outside [0, size)
+    weighs 0 (its index is clamped, so that it can still be gathered)."""
     low = b.node("Floor", [coords])
-    frac = b.node("Unsqueeze", [b.node("Sub", [coords, low]), b.ints([-1], "axes")])
-    low = b.node("Unsqueeze", [low, b.ints([-1], "axes")])
-    grid = b.const(np.arange(size, dtype=np.float32), "grid")
-    hit0 = b.cast(b.node("Equal", [grid, low]), np.float32)
-    hit1 = b.cast(b.node("Equal", [grid, b.node("Add", [low, b.const(np.float32(1))])]), np.float32)
-    return b.node("Add", [b.node("Mul", [hit0, b.node("Sub", [b.const(np.float32(1)), frac])]),
-                          b.node("Mul", [hit1, frac])])
+    frac = b.node("Sub", [coords, low])
+    taps = []
+    for shift, weight in ((0.0, b.node("Sub", [b.const(np.float32(1)), frac])), (1.0, frac)):
+        index = b.node("Add", [low, b.const(np.float32(shift))]) if shift else low
+        inside = b.node("And", [b.node("GreaterOrEqual", [index, b.const(np.float32(0))]),
+                                b.node("Less", [index, b.const(np.float32(size))])])
+        weight = b.node("Where", [inside, weight, b.const(np.float32(0))])
+        index = b.cast(b.node("Clip", [index, b.const(np.float32(0)), b.const(np.float32(size - 1))]), np.int64)
+        taps.append((index, weight))
+    return taps
 
 
 @lowering("ROIAlign", modes=["MAX", "AVERAGE"])
 def lower_roi_align(b: Builder, op: Op) -> list[str]:
-    """Per roi bin, the mean (or max, with its index) of bilinear samples at sub-bin centres, zero outside."""
+    """Per roi bin, the mean (or max, with its index) of bilinear samples at sub-bin centres, zero outside.
+
+    Each sample gathers its four neighbours from the image laid out as (N*H*W, C) rows: the work is per sample
+    (R x bins x samples x 4 x C), not per roi and image pixel."""
     p = op.params
     ph, pw = roi_out_size(op)
     sh, sw = p.get("sample_height", 2), p.get("sample_width", 2)
-    _, c, h, w = op.inputs[0].shape
+    n, c, h, w = op.inputs[0].shape
     r = op.inputs[1].shape[0]
     batch, x0, y0, x1, y1 = _roi_box(b, op, p.get("spatial_scale", 1.0), p.get("offset", 0.0))
-    weights = []
+    taps = []
     for start, end, bins, samples, size in ((y0, y1, ph, sh, h), (x0, x1, pw, sw, w)):
         length = b.node("Max", [b.node("Sub", [end, start]), b.const(np.float32(0))])
         bin_size = b.node("Div", [length, b.const(np.float32(bins))])
         rate = np.float32(1) / np.float32(samples)
         table = (np.arange(bins, dtype=np.float32)[:, None] + rate * (np.arange(samples, dtype=np.float32) + 0.5))
         coords = b.node("Add", [start, b.node("Mul", [bin_size, b.const(table.reshape(1, -1), "samples")])])
-        weights.append(_one_hot_weights(b, coords, size))
-    # one image: every roi reads it (its batch index must be 0), broadcast by MatMul instead of copied per roi
-    image = b.float32(op, 0) if op.inputs[0].shape[0] == 1 else b.node("Gather", [b.float32(op, 0), batch], axis=0)
-    samples = b.reshape(_separable(b, weights[0], image, weights[1]), (r, c, ph, sh, pw, sw))
+        taps.append(_bilinear_taps(b, coords, size))  # (R, bins * samples), bin-major
+    rows = b.reshape(b.node("Transpose", [b.float32(op, 0)], perm=[0, 2, 3, 1]), [n * h * w, c])
+    base = None if n == 1 else b.node("Unsqueeze", [b.node("Mul", [batch, b.const(np.int64(h * w))]),
+                                                    b.ints([1, 2], "axes")])
+    total = None
+    for iy, wy in taps[0]:
+        for ix, wx in taps[1]:
+            flat = b.node("Add", [b.node("Unsqueeze", [b.node("Mul", [iy, b.const(np.int64(w))]), b.ints([2], "axes")]),
+                                  b.node("Unsqueeze", [ix, b.ints([1], "axes")])])  # (R, PH*SH, PW*SW)
+            flat = flat if base is None else b.node("Add", [flat, base])
+            weight = b.node("Mul", [b.node("Unsqueeze", [wy, b.ints([2, 3], "axes")]),
+                                    b.node("Unsqueeze", [wx, b.ints([1, 3], "axes")])])
+            term = b.node("Mul", [b.node("Gather", [rows, flat], axis=0), weight])  # (R, PH*SH, PW*SW, C)
+            total = term if total is None else b.node("Add", [total, term])
+    samples = b.node("Transpose", [b.reshape(total, (r, ph, sh, pw, sw, c))], perm=[0, 5, 1, 3, 2, 4])
+    grouped = b.reshape(samples, (r, c, ph, pw, sh * sw))
     dtype = op.outputs[0].dtype.np_dtype
     if p.get("mode", 0) == 1:
-        return [b.from_float32(b.node("ReduceMean", [samples, b.ints([3, 5], "axes")], keepdims=0), dtype), None]
-    grouped = b.reshape(b.node("Transpose", [samples], perm=[0, 1, 2, 4, 3, 5]), (r, c, ph, pw, sh * sw))
+        return [b.from_float32(b.node("ReduceMean", [grouped, b.ints([4], "axes")], keepdims=0), dtype), None]
     index = b.cast(b.node("ArgMax", [grouped], axis=4, keepdims=0), np.int32)
     return [b.from_float32(b.node("ReduceMax", [grouped, b.ints([4], "axes")], keepdims=0), dtype), index]
 
