@@ -184,7 +184,7 @@ def test_run_time_lengths_flow_through_operators(dynamic_networks, name, case):
             continue
         want = ref[f"case{case}:output:{out_name}"]
         assert layout == want.shape
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got.reshape(layout), want, rtol=1e-4, atol=1e-5)  # to_numpy of empty: (0,)
 
 
 def test_a_new_length_does_not_recompile(monkeypatch):

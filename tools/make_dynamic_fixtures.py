@@ -118,6 +118,23 @@ def fixtures():
                                        "order": [1, 0], "warped": [0, 2, 4, 4], "pooled": [0, 2, 2, 2]})])
 
 
+    def boolean_mask(boxes, scores):
+        """Boolean-mask indexing as the detection code writes it (``proposals[keep_mask]`` of filter_boxes), then
+        arithmetic, Concat with a reshaped companion and a second mask; traced eagerly (``symbolic=False``), the
+        only way MegEngine traces a mask index."""
+        keep = (boxes[:, 2] - boxes[:, 0] > 0) & (boxes[:, 3] - boxes[:, 1] > 0)
+        kept, kept_scores = boxes[keep], scores[keep]
+        rows = F.concat([kept * 2, kept_scores.reshape(-1, 1)], axis=1)
+        return rows, kept[kept_scores > 0.5]
+
+    boxes = rs.uniform(-5, 5, (10, 4)).astype(np.float32)
+    box_scores = rs.uniform(0, 1, 10).astype(np.float32)
+    yield ("boolean_mask_indexing", boolean_mask, [("boxes", boxes), ("scores", box_scores)], ["rows", "strong"],
+           [({}, None), ({"boxes": np.abs(boxes) * np.float32([[-1, -1, 1, 1]])}, None),
+            ({"scores": box_scores * np.float32(0.1)}, None),
+            ({"boxes": -np.abs(boxes) * np.float32([[-1, -1, 1, 1]])}, {"rows": [0, 5], "strong": [0, 4]})])
+
+
 def run_lite(path: Path, inputs: dict, outputs: list[str]) -> dict:
     import megenginelite as lite
 
@@ -127,16 +144,21 @@ def run_lite(path: Path, inputs: dict, outputs: list[str]) -> dict:
         net.get_io_tensor(name).set_data_by_copy(value)
     net.forward()
     net.wait()
-    return {name: net.get_io_tensor(name).to_numpy().copy() for name in outputs}
+    values = {}
+    for name in outputs:  # to_numpy() of an empty tensor is (0,) whatever its layout: keep the layout's shape
+        tensor = net.get_io_tensor(name)
+        values[name] = tensor.to_numpy().reshape(tuple(tensor.layout.shapes[:tensor.layout.ndim]))
+    return values
 
 
 def record(out_dir: Path, name: str, fn, inputs: list, output_names: list, cases: list, manifest: dict) -> None:
     """Trace ``fn`` on ``inputs`` and dump ``<name>.mge``; run it with the real Lite on each case (changed inputs,
-    and the output shapes we return where the real library fails); write ``<name>.npz`` and the manifest entry."""
+    and the output shapes we return where the real library fails); write ``<name>.npz`` and the manifest entry.
+    Traced symbolically, except functions that index with a boolean mask (``symbolic=False`` is the only way)."""
     import megengine as mge
     from megengine.jit import trace
 
-    traced = trace(fn, symbolic=True, capture_as_const=True)
+    traced = trace(fn, symbolic=fn.__name__ != "boolean_mask", capture_as_const=True)
     traced(*[mge.tensor(v) for _, v in inputs])
     path = out_dir / f"{name}.mge"
     traced.dump(str(path), arg_names=[n for n, _ in inputs], output_names=output_names)
