@@ -14,6 +14,7 @@ import math
 
 from ..errors import UnsupportedOperatorError
 
+
 class RuntimeDimError(UnsupportedOperatorError):
     """A dim known only at run time where a number is needed when the graph is built."""
 

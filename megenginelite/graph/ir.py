@@ -1,4 +1,5 @@
-"""The graph IR: vars with dtype, static shape and (when known) a constant value; operators in topological order."""
+"""The graph IR: vars with dtype, shape (dims known only at run time as ``dims.Sym``) and (when known) a constant
+value; operators in topological order."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..format.dtypes import DType
-from .dims import Sym, format_dim, is_static
+from .dims import format_dim, is_static
 
 # A shape: ints, and ``Sym`` for dims known only at run time (CondTake's length, a slice ending at a computed value).
 Shape = tuple  # tuple[int | Sym, ...]
