@@ -88,8 +88,7 @@ class Builder:
             return self._sym_values[d]
         if d.op is None:
             if d not in self._sym_sources:
-                raise UnsupportedOperatorError(f"the run-time dim {d!r} is needed before a tensor that has it is "
-                                               f"computed")
+                raise RuntimeDimError(f"the run-time dim {d!r} is needed before a tensor that has it is computed")
             where, value, i = self._sym_sources[d]
             if where == "dim":
                 out = self.node("Shape", [value], start=i, end=i + 1)

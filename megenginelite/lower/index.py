@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph.dims import Sym, sign
+from ..graph.dims import Sym, is_static, sign
 from ..graph.infer_index import TOPK_MODES, cond_take_mode, cumsum_axis, one_hot_axis, topk_count, topk_plan
 from ..graph.ir import Op
 from .builder import Builder, lowering
@@ -115,7 +115,7 @@ def lower_cond_take(b: Builder, op: Op) -> list[str]:
                       [mask, val])
     keep = b.reshape(keep, [-1])
     values = b.node("Compress", [b.reshape(b.inp(op, 0), [-1]), keep], axis=0)
-    if all(isinstance(d, int) for d in op.inputs[0].shape):
+    if is_static(op.inputs[0].shape):
         positions = b.const(np.arange(int(np.prod(op.inputs[0].shape)), dtype=np.int32), "positions")
     else:  # a CondTake of a run-time-sized value (e.g. of another CondTake's result)
         size = b.node("Size", [keep])
