@@ -299,6 +299,10 @@ def test_info_and_convert_a_detector_with_run_time_sizes(tmp_path):
     0 rows where nothing is left)."""
     info = cli("info", DETECT / "faster_rcnn.mge").stdout
     assert re.search(r"outputs     scores  \(n\d+, 4\) float32", info) and "FLOPs       at most" in info
+    summary = json.loads(cli("info", DETECT / "faster_rcnn.mge", "--json").stdout)
+    rows = summary["outputs"][0]["shape"][0]
+    assert re.fullmatch(r"n\d+", rows) and summary["outputs"][1]["shape"][1:] == [4, 4]
+    assert summary["flops"]["upper_bound"] and summary["flops"]["total"] > 0
     out = tmp_path / "faster_rcnn.onnx"
     cli("convert", DETECT / "faster_rcnn.mge", out)
     onnx.checker.check_model(onnx.load(out))
