@@ -28,12 +28,15 @@ REAL_WORKER = r"""
 import json, sys, time
 import numpy as np
 from megenginelite import LiteNetwork
-path, threads, feeds = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+path, threads, feeds, recorded = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), json.loads(sys.argv[4])
 net = LiteNetwork()
 net.threads_number = threads
 net.load(path)
 for name, (shape, dtype) in feeds.items():
-    net.get_io_tensor(name).set_data_by_copy(np.random.RandomState(0).uniform(0, 1, shape).astype(dtype))
+    value = np.random.RandomState(0).uniform(0, 1, shape).astype(dtype)
+    if recorded:
+        value = np.load(recorded[0])[recorded[1] + name]
+    net.get_io_tensor(name).set_data_by_copy(value)
 print("ready", flush=True)
 for line in sys.stdin:
     times = []
@@ -46,8 +49,9 @@ for line in sys.stdin:
 class RealWorker:
     """The real megenginelite in a child process; ``run(n)`` returns n forward latencies in seconds."""
 
-    def __init__(self, python: str, model: str, threads: int, feeds: dict):
-        self.proc = subprocess.Popen([python, "-I", "-c", REAL_WORKER, model, str(threads), json.dumps(feeds)],
+    def __init__(self, python: str, model: str, threads: int, feeds: dict, recorded: list | None = None):
+        self.proc = subprocess.Popen([python, "-I", "-c", REAL_WORKER, model, str(threads), json.dumps(feeds),
+                                      json.dumps(recorded or [])],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      text=True)
         for line in self.proc.stdout:  # MegEngine prints banners on stdout before the worker is ready
@@ -71,14 +75,23 @@ class RealWorker:
         self.proc.wait(timeout=30)
 
 
-def ours_runner(model: str, threads: int, feeds: dict):
+def input_arrays(feeds: dict, recorded: list | None = None) -> dict[str, np.ndarray]:
+    """uniform [0, 1) inputs, or the arrays ``<prefix><name>`` of a recorded ``.npz`` (``recorded`` = [path,
+    prefix]): a detector's input decides how much work its run-time-sized part does."""
+    if recorded:
+        data = np.load(recorded[0])
+        return {name: data[recorded[1] + name] for name in feeds}
+    return {name: np.random.RandomState(0).uniform(0, 1, shape).astype(dtype) for name, (shape, dtype) in feeds.items()}
+
+
+def ours_runner(model: str, threads: int, feeds: dict, recorded: list | None = None):
     from megenginelite import LiteNetwork
 
     net = LiteNetwork()
     net.threads_number = threads
     net.load(model)
-    for name, (shape, dtype) in feeds.items():
-        net.get_io_tensor(name).set_data_by_copy(np.random.RandomState(0).uniform(0, 1, shape).astype(dtype))
+    for name, value in input_arrays(feeds, recorded).items():
+        net.get_io_tensor(name).set_data_by_copy(value)
 
     def run(n: int) -> list[float]:
         times = []
@@ -91,7 +104,7 @@ def ours_runner(model: str, threads: int, feeds: dict):
     return run
 
 
-def plain_ort_runner(model: str, threads: int, feeds: dict):
+def plain_ort_runner(model: str, threads: int, feeds: dict, recorded: list | None = None):
     import onnxruntime as ort
 
     from megenginelite.format import read_model
@@ -105,7 +118,7 @@ def plain_ort_runner(model: str, threads: int, feeds: dict):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     session = ort.InferenceSession(to_onnx_bytes(graph), options, providers=["CPUExecutionProvider"])
-    inputs = {name: np.random.RandomState(0).uniform(0, 1, shape).astype(dtype) for name, (shape, dtype) in feeds.items()}
+    inputs = input_arrays(feeds, recorded)
 
     def run(n: int) -> list[float]:
         times = []
@@ -145,16 +158,20 @@ def main() -> None:
     parser.add_argument("--per-round", type=int, default=10, help="forwards per round (after warm-up)")
     parser.add_argument("--real-python", help="a Python that has the real megenginelite (MegEngine 1.13)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--inputs", metavar="NPZ[:PREFIX]",
+                        help="feed the arrays <PREFIX><input name> of a recorded .npz instead of uniform [0, 1), e.g. "
+                             "tests/fixtures/detect/faster_rcnn.npz:case0:input:")
     args = parser.parse_args()
 
     feeds = model_feeds(args.model, args.batch)
+    recorded = list(args.inputs.partition(":")[::2]) if args.inputs else None
     results = []
     for threads in [int(t) for t in args.threads.split(",")]:
-        runners = {"ours": ours_runner(args.model, threads, feeds),
-                   "plain_ort": plain_ort_runner(args.model, threads, feeds)}
+        runners = {"ours": ours_runner(args.model, threads, feeds, recorded),
+                   "plain_ort": plain_ort_runner(args.model, threads, feeds, recorded)}
         worker = None
         if args.real_python:
-            worker = RealWorker(args.real_python, args.model, threads, feeds)
+            worker = RealWorker(args.real_python, args.model, threads, feeds, recorded)
             runners["real_lite"] = worker.run
         times = {name: [] for name in runners}
         for name, run in runners.items():

@@ -1,13 +1,14 @@
 """Dump full-size benchmark models (ResNet-18, MobileNetV2 1.0, 224x224) with the real MegEngine 1.13, float and
 quantized (``q_<name>.mge``: the official quantization example's structure, calibrated and quantized; with
-``q_<name>_float.mge``, the same network unquantized, for the float-vs-int8 comparison).
+``q_<name>_float.mge``, the same network unquantized, for the float-vs-int8 comparison), and detectors with a
+ResNet-18 backbone at 320x320 (into bench/models/detect/).
 
     PY="$(cd .. && shared/tools/real-megengine)"; "$PY" bench/make_bench_models.py
 
 They are too big for the repository (bench/models/ is ignored): the fixtures keep reduced widths, the speed
 targets are about the real sizes. Weights are seeded random with calibrated BatchNorm (the fixtures' helpers).
 
-``--float``, ``--quantized``, ``--periodic`` choose what to write (default: the first two). ``--periodic`` writes
+``--float``, ``--quantized``, ``--detect``, ``--periodic`` choose what to write (default: the first three). ``--periodic`` writes
 ``resnet18_periodic.mge``: the same network whose every weight tensor repeats one block
 of 4096 random values, so the file compresses ~50x with xz and can travel to the GPU machine (bench/gpu_check.sh),
 whose runs carry at most 64 MiB. GPU kernel times do not depend on the weight values.
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != ROOT]  # keep our package from shadowing the real one
 sys.path.insert(0, str(ROOT / "tools"))
 
+import make_detect_fixtures as det  # noqa: E402
 import make_fixtures as fx  # noqa: E402  (the fixture script's model classes and helpers)
 
 OUT = ROOT / "bench" / "models"
@@ -116,7 +118,7 @@ def dump_quantized(name: str, batch: int) -> None:
 
 if __name__ == "__main__":
     fx._import_megengine()
-    wanted = set(sys.argv[1:]) or {"--float", "--quantized"}
+    wanted = set(sys.argv[1:]) or {"--float", "--quantized", "--detect"}
     if "--float" in wanted:
         dump("resnet18", fx.ResNet18Small(widths=(64, 128, 256, 512), num_classes=1000))
         dump("mobilenetv2", MobileNetV2())
@@ -124,5 +126,7 @@ if __name__ == "__main__":
         for net in ("resnet18", "mobilenetv2"):
             for batch in (1, 16):
                 dump_quantized(net, batch)
+    if "--detect" in wanted:
+        det.make_detectors(OUT / "detect", det.BENCH, all_cases=False)  # .mge and the reference input (.npz case0)
     if "--periodic" in wanted:
         dump("resnet18_periodic", fx.ResNet18Small(widths=(64, 128, 256, 512), num_classes=1000), periodic=True)

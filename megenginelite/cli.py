@@ -20,7 +20,7 @@ import numpy as np
 from .base import version
 from .errors import LiteError
 from .format import ModelRecord, read_model
-from .graph.ir import DYNAMIC
+from .graph.dims import format_dim
 from .lower import OPSET
 from .network import LiteNetwork
 from .struct import LiteConfig, LiteDeviceType
@@ -149,8 +149,8 @@ def _random_input(shape, dtype, seed: int) -> np.ndarray:
 
 
 def _fmt_shape(shape) -> str:
-    """``(1, 3, 224, 224)``; a dim known only at run time (CondTake's length) shows as ``?``."""
-    return "(" + ", ".join("?" if d == DYNAMIC else str(d) for d in shape) + ")" if shape is not None else "?"
+    """``(1, 3, 224, 224)``; a dim known only at run time (CondTake's length) shows as its symbol, ``(n3, 4)``."""
+    return "(" + ", ".join(map(format_dim, shape)) + ")" if shape is not None else "?"
 
 
 def _fmt_count(n: float, unit: str = "") -> str:
@@ -195,8 +195,9 @@ def cmd_info(args) -> int:
         flops = summary["flops"]
         if flops is not None:
             parts = [f"{k.replace('_', ' ')} {_fmt_count(flops[k])}" for k in FLOP_KINDS if flops[k]]
-            print(f"FLOPs       {_fmt_count(flops['total'], 'FLOPs')} per forward"
-                  + (f" ({', '.join(parts)})" if parts else ""))
+            print(f"FLOPs       {'at most ' if flops['upper_bound'] else ''}{_fmt_count(flops['total'], 'FLOPs')} "
+                  f"per forward" + (f" ({', '.join(parts)})" if parts else "")
+                  + ("; sizes known only at run time counted at their bounds" if flops["upper_bound"] else ""))
     if summary["inference_error"]:
         _warn(f"output shapes and FLOPs unknown: {_one_line(summary['inference_error'])}")
     return 0

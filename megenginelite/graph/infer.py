@@ -1,9 +1,11 @@
-"""Static inference over the IR: output dtypes and shapes of every op, and constant folding.
+"""Inference over the IR: output dtypes and shapes of every op, and constant folding.
 
-Graph inputs get concrete shapes (the ones the user feeds), so every shape sub-graph
-(GetVarShape -> Subtensor -> Concat -> Reshape ...) folds to constants here, and the lowering only ever sees
-static shapes. Each rule is a small function registered for an op kind; ``fold`` rules evaluate an op with numpy
-when all its inputs are constant.
+Graph inputs get concrete shapes (the ones the user feeds), so a shape sub-graph (GetVarShape -> Subtensor ->
+Concat -> Reshape ...) folds to constants here unless it starts from a dim known only at run time (``dims.Sym``:
+CondTake's length, ...). Then the same fold rules run on object arrays of ints and symbols, which gives the shape
+vector's ``sym_value`` (so the shapes it makes stay known symbolically), and the sub-graph is lowered to ONNX shape
+arithmetic. Each rule is a small function registered for an op kind; ``fold`` rules evaluate an op with numpy when
+all its inputs are constant.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from typing import Callable
 import numpy as np
 
 from ..errors import InvalidInputError, UnsupportedOperatorError
-from ..format.dtypes import BOOL, DType, bfloat16_round, from_numpy, is_bfloat16
+from ..format.dtypes import BOOL, INT32, DType, bfloat16_round, from_numpy, is_bfloat16
 from .elemwise_modes import BOOL_RESULT, MODES, MULTI_MODES, QUANTIZED_MODES, mode_name
-from .ir import DYNAMIC, Graph, Op, Var
+from .dims import RuntimeDimError, Sym, dims_equal, is_static, maximum, minimum, product
+from .ir import Graph, Op, Var
 from .quant import dequantize, quantize
 
 ShapeRule = Callable[[Op], list[tuple[tuple[int, ...], DType]]]
@@ -59,11 +62,42 @@ def const_ints(op: Op, var: Var, what: str) -> list[int]:
     return [int(v) for v in np.asarray(var.const).reshape(-1)]
 
 
-def broadcast_shapes(op: Op, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
-    try:
-        return tuple(int(d) for d in np.broadcast_shapes(*shapes))
-    except ValueError:
-        raise fail(op, f"input shapes {[list(s) for s in shapes]} do not broadcast") from None
+def value_dims(op: Op, var: Var, what: str) -> list:
+    """The entries of a shape-like input (a target shape, a count): ints when constant, else ints and symbols.
+    Entries nothing tells us about become new symbols, which the lowering reads from the var itself."""
+    if var.const is not None:
+        return const_ints(op, var, what)
+    if var.sym_value is None:
+        if len(var.shape) != 1 or not isinstance(var.shape[0], int):
+            raise UnsupportedOperatorError(f"{op.describe()}: its {what} ({var.name!r}) has a length known only "
+                                           f"at run time")
+        var.sym_value = np.array([Sym() for _ in range(var.shape[0])] or np.zeros(0, object), object)
+    return list(var.sym_value.reshape(-1))
+
+
+def broadcast_shapes(op: Op, shapes: list[tuple]) -> tuple:
+    """numpy's broadcast of shapes whose dims may be symbols: a symbol against an int n > 1 is n (the run fails
+    otherwise, as MegEngine does), two different symbols broadcast to their max."""
+    if all(is_static(s) for s in shapes):
+        try:
+            return tuple(int(d) for d in np.broadcast_shapes(*shapes))
+        except ValueError:
+            raise fail(op, f"input shapes {[list(s) for s in shapes]} do not broadcast") from None
+    ndim = max(len(s) for s in shapes)
+    out = []
+    for axis in range(ndim):
+        dims = {s[axis - ndim + len(s)] for s in shapes if axis - ndim + len(s) >= 0} - {1}
+        ints = {d for d in dims if isinstance(d, int)}
+        if len(ints) > 1:
+            raise fail(op, f"input shapes {[list(s) for s in shapes]} do not broadcast")
+        if ints or not dims:
+            out.append(ints.pop() if ints else 1)
+            continue
+        dim = dims.pop()
+        for other in dims:
+            dim = maximum(dim, other)
+        out.append(dim)
+    return tuple(out)
 
 
 def norm_axis(op: Op, axis: int, ndim: int) -> int:
@@ -91,15 +125,9 @@ MALFORMED = (ValueError, IndexError, KeyError, TypeError, OverflowError, ZeroDiv
 
 
 def infer_op(op: Op) -> None:
-    for i, var in enumerate(op.inputs):
-        # a run-time length may flow on only as the one index vector of an IndexingMultiAxisVec (x[kept])
-        if var.shape is not None and DYNAMIC in var.shape and not (op.kind == "IndexingMultiAxisVec" and i > 0):
-            producer = var.producer.describe() if var.producer is not None else "?"
-            raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: its input {var.name!r} has a "
-                                           f"length known only at run time (from {producer}); such values can "
-                                           f"only be outputs of the graph")
     fold = FOLD_RULES.get(op.kind)
-    if fold is not None and (op.kind in SHAPE_ONLY or all(v.is_const for v in op.inputs)):
+    static = all(v.shape is None or is_static(v.shape) for v in op.inputs)
+    if fold is not None and ((op.kind in SHAPE_ONLY and static) or all(v.is_const for v in op.inputs)):
         try:
             results = fold(op, [v.const for v in op.inputs])
         except MALFORMED as exc:
@@ -117,15 +145,62 @@ def infer_op(op: Op) -> None:
         raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: no lowering for {op.kind!r}")
     try:
         results = rule(op)
+    except RuntimeDimError as exc:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: {exc}") from None
     except MALFORMED as exc:
+        if not static:
+            raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: it cannot take inputs of sizes "
+                                           f"known only at run time ({[v.shape for v in op.inputs]}): "
+                                           f"{type(exc).__name__}: {exc}") from None
         # A corrupted file can give an op too few inputs or absurd params: report it, never crash.
         raise fail(op, f"malformed operator ({len(op.inputs)} inputs, params {op.params}): "
                        f"{type(exc).__name__}: {exc}") from None
     if len(results) < len(op.outputs):
         raise fail(op, f"the file lists {len(op.outputs)} outputs, the operator has {len(results)}")
     for var, (shape, dtype) in zip(op.outputs, results):
-        var.shape = tuple(int(d) for d in shape)
+        var.shape = tuple(d if isinstance(d, Sym) else int(d) for d in shape)
         var.dtype = dtype
+    if fold is not None and op.kind in SYM_FOLD and all(v.is_const or v.sym_value is not None or
+                                                        (op.kind == "GetVarShape") for v in op.inputs):
+        _sym_fold(op, fold)
+
+
+SYM_ELEMWISE = {"ADD": lambda a, b: a + b, "SUB": lambda a, b: a - b, "MUL": lambda a, b: a * b,
+                "FLOOR_DIV": lambda a, b: a // b, "MIN": minimum, "MAX": maximum, "NEGATE": lambda a: -a}
+SYM_VALUE_LIMIT = 16  # shape vectors are short; longer integer tensors are data
+
+
+def _sym_fold(op: Op, fold: FoldRule) -> None:
+    """Set ``sym_value`` (or ``const``, when the symbols cancel out) on the outputs of a shape computation on
+    symbols; anything this arithmetic cannot express leaves the outputs plain run-time values."""
+    out = op.outputs[0]
+    if len(op.outputs) != 1 or len(out.shape) > 1 or not is_static(out.shape) or \
+            int(np.prod(out.shape)) > SYM_VALUE_LIMIT or out.dtype is None or out.dtype.np_dtype.kind not in "iu":
+        return
+    xs = [np.asarray(v.const).astype(object) if v.is_const else v.sym_value for v in op.inputs]
+    try:
+        if op.kind == "GetVarShape":
+            shape = broadcast_shapes(op, [v.shape for v in op.inputs])
+            axis = op.params.get("axis", 7)
+            value = np.array(list(shape) if axis == 7 else [shape[norm_axis(op, axis, len(shape))]], object)
+        elif op.kind == "Elemwise":
+            fn = SYM_ELEMWISE.get(MODES.get(op.params.get("mode", 0), ("?",))[0])
+            if fn is None:
+                return
+            value = np.frompyfunc(fn, len(xs), 1)(*xs)
+        elif op.kind == "TypeCvt":
+            value = xs[0]
+        else:
+            value = fold(op, xs)[0]
+        value = np.asarray(value, object).reshape(out.shape)
+    except (RuntimeDimError, *MALFORMED):
+        return
+    if not all(isinstance(v, (int, np.integer, Sym)) for v in value.reshape(-1)):
+        return
+    if any(isinstance(v, Sym) for v in value.reshape(-1)):
+        out.sym_value = value
+    else:
+        out.const = value.astype(out.dtype.np_dtype)
 
 
 def _dtype_of(op: Op, value: np.ndarray) -> DType:
@@ -230,6 +305,9 @@ def _powc_fold(op: Op, xs):
 
 
 PASSTHROUGH = ("Identity", "Copy", "MarkNoBroadcastElemwise", "MarkDynamicVar")
+# Kinds that compute shape vectors: folded on symbols too (see the module docstring).
+SYM_FOLD = {"GetVarShape", "Elemwise", "Concat", "Subtensor", "Reshape", "AxisAddRemove", "Dimshuffle", "TypeCvt",
+            "Broadcast", "Reduce", *PASSTHROUGH}
 
 
 @shape_rule(*PASSTHROUGH)
@@ -271,19 +349,26 @@ def _getvarshape_fold(op: Op, xs):
     return [np.asarray(shape, np.int32).reshape(-1) if shape else np.ones(1, np.int32)]
 
 
-def reshape_target(op: Op, x: Var, target: list[int], axis: int) -> tuple[int, ...]:
-    size = int(np.prod(x.shape))
+@shape_rule("GetVarShape")
+def _getvarshape_shape(op: Op):
+    """Only reached when a dim is known only at run time (static shapes fold): the shape as an int32 vector."""
+    ndim = len(broadcast_shapes(op, [v.shape for v in op.inputs]))
+    return [((ndim if op.params.get("axis", 7) == 7 and ndim else 1,), INT32)]
+
+
+def reshape_target(op: Op, x: Var, target: list, axis: int) -> tuple:
+    size = product(x.shape)
     if axis != 7:
         target = list(target)
         target[norm_axis(op, axis, len(target))] = -1
     if target.count(-1) > 1:
         raise fail(op, f"reshape target {target} has more than one unknown dim")
     if -1 in target:
-        rest = int(np.prod([d for d in target if d != -1]))
-        if rest == 0 or size % rest:
+        rest = product([d for d in target if d != -1])
+        if rest == 0 or (isinstance(size, int) and isinstance(rest, int) and size % rest):
             raise fail(op, f"cannot reshape {list(x.shape)} into {target}")
-        target = [size // rest if d == -1 else d for d in target]
-    if int(np.prod(target)) != size:
+        target = [size // rest if isinstance(d, int) and d == -1 else d for d in target]
+    if dims_equal(product(target), size) is False:
         raise fail(op, f"cannot reshape {list(x.shape)} ({size} elements) into {target}")
     return tuple(target)
 
@@ -291,7 +376,7 @@ def reshape_target(op: Op, x: Var, target: list[int], axis: int) -> tuple[int, .
 @shape_rule("Reshape")
 def _reshape_shape(op: Op):
     x, t = op.inputs
-    return [(reshape_target(op, x, const_ints(op, t, "target shape"), op.params.get("axis", 7)), x.dtype)]
+    return [(reshape_target(op, x, value_dims(op, t, "target shape"), op.params.get("axis", 7)), x.dtype)]
 
 
 @fold_rule("Reshape")
@@ -302,8 +387,9 @@ def _reshape_fold(op: Op, xs):
 @shape_rule("Broadcast")
 def _broadcast_shape(op: Op):
     x, t = op.inputs
-    target = tuple(const_ints(op, t, "target shape"))
-    if broadcast_shapes(op, [x.shape, target]) != target:
+    target = tuple(value_dims(op, t, "target shape"))
+    if len(target) < len(x.shape) or any(dims_equal(a, b) is False and a != 1
+                                         for a, b in zip(x.shape[::-1], target[::-1])):
         raise fail(op, f"cannot broadcast {list(x.shape)} to {list(target)}")
     return [(target, x.dtype)]
 
@@ -318,10 +404,15 @@ def _concat_shape(op: Op):
     shapes = [v.shape for v in op.inputs]
     axis = norm_axis(op, op.params.get("axis", 0), len(shapes[0]))
     for s in shapes:
-        if len(s) != len(shapes[0]) or any(a != b for i, (a, b) in enumerate(zip(s, shapes[0])) if i != axis):
+        if len(s) != len(shapes[0]) or any(dims_equal(a, b) is False
+                                           for i, (a, b) in enumerate(zip(s, shapes[0])) if i != axis):
             raise fail(op, f"cannot concatenate shapes {[list(s) for s in shapes]} on axis {axis}")
     out = list(shapes[0])
-    out[axis] = sum(s[axis] for s in shapes)
+    for i, d in enumerate(out):  # a symbol where another input has an int: the int
+        out[i] = next((s[i] for s in shapes if isinstance(s[i], int)), d)
+    out[axis] = 0
+    for s in shapes:
+        out[axis] = out[axis] + s[axis]
     return [(tuple(out), op.inputs[0].dtype)]
 
 
@@ -418,13 +509,14 @@ def subtensor_index(op: Op, ndim: int, values: list[Var]) -> tuple[list, list[in
         s = const_ints(op, next(it), "slice step")[0] if has_step else None
         if s == 0:
             raise fail(op, "slice step is zero")
-        if e is not None and (e.is_const or op.kind != "Subtensor" or s not in (None, 1)):
+        if e is not None and (e.is_const or op.kind in SET_KINDS or s not in (None, 1)):
             e = const_ints(op, e, "slice end")[0]
         index[a] = slice(b, e, s)  # a Var end: known at run time (Subtensor, step 1: x[:n] after NMSKeep)
     return index, removed
 
 
 SUBTENSOR_KINDS = {"Subtensor", "SetSubtensor", "IncrSubtensor"}  # indexed by ints and slices only
+SET_KINDS = {"SetSubtensor", "IncrSubtensor", "IndexingSetMultiAxisVec", "IndexingIncrMultiAxisVec"}
 
 
 def advanced_index(op: Op, x_shape, index: list):
@@ -442,8 +534,11 @@ def advanced_index(op: Op, x_shape, index: list):
 PROBE_LIMIT = 2**20  # results up to this many elements are probed with numpy itself
 
 
-def indexed_shape(op: Op, x_shape: tuple[int, ...], index: list) -> tuple[int, ...]:
+def indexed_shape(op: Op, x_shape: tuple, index: list) -> tuple:
     """Shape of x[index] (integer indices remove their axis; a 0-d result is (1,))."""
+    if not is_static(x_shape) or runtime_end_axes(index) or any(
+            isinstance(e, Var) and not is_static(e.shape) for e in index):
+        return _symbolic_indexed_shape(op, x_shape, index)
     shape = _indexed_shape_rule(op, x_shape, index)
     if int(np.prod(shape, dtype=np.float64)) > PROBE_LIMIT:
         # numpy would loop over every element of the result: a huge declared shape must not stall us
@@ -454,6 +549,38 @@ def indexed_shape(op: Op, x_shape: tuple[int, ...], index: list) -> tuple[int, .
     except IndexError as exc:
         raise fail(op, f"bad index for shape {list(x_shape)}: {exc}") from None
     return shape or (1,)
+
+
+def _symbolic_indexed_shape(op: Op, x_shape: tuple, index: list) -> tuple:
+    """``indexed_shape`` when dims are known only at run time: each symbol stands in as a distinct huge int, the
+    numpy rule runs, and the stand-ins that come out map back to their symbols; a slice of a symbolic dim (or up to
+    a computed end) gets a new symbol, bounded by the dim."""
+    stand_in: dict[int, Sym] = {}
+
+    def probe(d):
+        if isinstance(d, int):
+            return d
+        for value, sym in stand_in.items():
+            if sym == d:
+                return value
+        value = 2**40 + 7 * len(stand_in)
+        stand_in[value] = d
+        return value
+
+    shape = [probe(d) for d in x_shape]
+    probed = []
+    for axis, e in enumerate(index):
+        if isinstance(e, slice) and (isinstance(e.stop, Var) or (not isinstance(x_shape[axis], int) and
+                                                                 e != slice(None))):
+            dim = x_shape[axis]
+            shape[axis] = probe(Sym(bound=dim if isinstance(dim, int) else dim.bound))
+            probed.append(slice(None))
+        elif isinstance(e, Var) and not is_static(e.shape):
+            probed.append(Var(-1, "probe", e.dtype, tuple(probe(d) for d in e.shape)))
+        else:
+            probed.append(e)
+    out = _indexed_shape_rule(op, tuple(shape), probed)
+    return tuple(stand_in.get(d, d) for d in out) or (1,)
 
 
 def _indexed_shape_rule(op: Op, x_shape: tuple[int, ...], index: list) -> tuple[int, ...]:
@@ -496,25 +623,8 @@ def runtime_end_axes(index: list) -> list[int]:
 @shape_rule("Subtensor", "IndexingMultiAxisVec")
 def _subtensor_shape(op: Op):
     x = op.inputs[0]
-    index, removed = subtensor_index(op, len(x.shape), op.inputs[1:])
-    vectors = [a for a, e in enumerate(index) if isinstance(e, Var)]
-    if any(DYNAMIC in index[a].shape for a in vectors):
-        if len(vectors) != 1 or len(index[vectors[0]].shape) != 1:
-            raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: an index vector whose length is "
-                                           f"known only at run time, with other index vectors or not 1-D")
-        a = vectors[0]
-        probe = Var(-1, "probe", index[a].dtype, (1,))
-        shape = indexed_shape(op, x.shape, index[:a] + [probe] + index[a + 1:])
-        return [(shape[:a] + (DYNAMIC,) + shape[a + 1:], x.dtype)]  # one vector: its dim stays in place
-    dynamic = runtime_end_axes(index)
-    if not dynamic:
-        return [(indexed_shape(op, x.shape, index), x.dtype)]
-    for a in dynamic:
-        index[a] = slice(index[a].start, None, index[a].step)
-    shape = list(indexed_shape(op, x.shape, index))
-    for a in dynamic:  # no vector indices here (Subtensor): each int index before the axis removed one dim
-        shape[a - sum(r < a for r in removed)] = DYNAMIC
-    return [(tuple(shape), x.dtype)]
+    index, _ = subtensor_index(op, len(x.shape), op.inputs[1:])
+    return [(indexed_shape(op, x.shape, index), x.dtype)]
 
 
 @fold_rule("Subtensor", "IndexingMultiAxisVec")
@@ -563,12 +673,12 @@ def reduce_plan(op: Op) -> tuple[tuple[int, ...], tuple[int, ...]]:
         return (a,), x.shape[:a] + (1,) + x.shape[a + 1:]
     if len(op.inputs) < 2:
         raise fail(op, "Reduce without an axis needs a target shape input")
-    target = tuple(const_ints(op, op.inputs[1], "target shape"))
+    target = tuple(value_dims(op, op.inputs[1], "target shape"))
     if target == (1,) or len(target) != len(x.shape):
-        if int(np.prod(target)) != 1:
+        if product(target) != 1:
             raise fail(op, f"cannot reduce {list(x.shape)} to {list(target)}")
         return tuple(range(len(x.shape))), target
-    axes = tuple(i for i, (a, b) in enumerate(zip(x.shape, target)) if a != b)
+    axes = tuple(i for i, (a, b) in enumerate(zip(x.shape, target)) if dims_equal(a, b) is not True)
     if any(target[i] != 1 for i in axes):
         raise fail(op, f"cannot reduce {list(x.shape)} to {list(target)}")
     return axes, target

@@ -7,8 +7,9 @@ import numpy as np
 
 from ..errors import UnsupportedOperatorError
 from ..format.dtypes import FLOAT32, INT32
-from .infer import INT_MAX, const_ints, fail, fold_rule, norm_axis, same, shape_rule
-from .ir import DYNAMIC, Op
+from .dims import Sym, dims_equal, product, sign
+from .infer import INT_MAX, fail, fold_rule, norm_axis, same, shape_rule, value_dims
+from .ir import Op
 
 TOPK_MODES = {0: "KTH_ONLY", 1: "VALUE_IDX_NOSORT", 2: "VALUE_IDX_SORTED"}
 
@@ -17,7 +18,8 @@ def one_hot_axis(op: Op) -> int:
     """The indexed axis of IndexingOneHot/IndexingSetOneHot; the index has the data's shape without it."""
     x, idx = op.inputs[0].shape, op.inputs[1].shape
     a = norm_axis(op, op.params.get("axis", 0), len(x))
-    if tuple(idx) != x[:a] + x[a + 1:]:
+    rest = x[:a] + x[a + 1:]
+    if len(idx) != len(rest) or any(dims_equal(i, d) is False for i, d in zip(idx, rest)):
         raise fail(op, f"index shape {list(idx)} does not match data {list(x)} without axis {a}")
     return a
 
@@ -68,16 +70,25 @@ def sort_order(x: np.ndarray, descending: bool) -> np.ndarray:
     return order[..., ::-1] if descending else order
 
 
-def topk_plan(op: Op) -> tuple[str, int]:
-    """(mode name, signed k) of a TopK; k < 0 selects the |k| largest."""
+def topk_plan(op: Op) -> tuple[str, int | Sym]:
+    """(mode name, signed k) of a TopK; k < 0 selects the |k| largest. k may be computed at run time (from a
+    shape, e.g. ``min(n, 1000)``), as long as its sign is known."""
     mode = op.params.get("mode", 0)
     if mode not in TOPK_MODES:
         raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: TopK mode {mode}")
     x = op.inputs[0].shape
-    k = const_ints(op, op.inputs[1], "k")[0]
-    if len(x) != 2 or not 0 < abs(k) <= x[1]:
+    k = value_dims(op, op.inputs[1], "k")[0]
+    if sign(k) == 0:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: k = {k!r} is computed at run time "
+                                       f"with no known sign (largest or smallest)")
+    if len(x) != 2 or (isinstance(k, int) and isinstance(x[1], int) and not 0 < abs(k) <= x[1]) or k == 0:
         raise fail(op, f"TopK needs a 2-D input and 0 < |k| <= row length, got {list(x)} and k={k}")
     return TOPK_MODES[mode], k
+
+
+def topk_count(k: int | Sym) -> int | Sym:
+    """|k| of a signed k."""
+    return -k if sign(k) < 0 else k
 
 
 COND_TAKE_MODES = {0: "EQ", 1: "NEQ", 2: "LT", 3: "LEQ", 4: "GT", 5: "GEQ"}
@@ -106,9 +117,11 @@ def cond_take_keep(op: Op, mask: np.ndarray) -> np.ndarray:
 def _cond_take_shape(op: Op):
     data, mask = op.inputs[:2]
     cond_take_mode(op)
-    if data.shape != mask.shape:
+    if len(data.shape) != len(mask.shape) or any(dims_equal(a, b) is False for a, b in zip(data.shape, mask.shape)):
         raise fail(op, f"CondTake shape differs: data={list(data.shape)} mask={list(mask.shape)}")
-    return [((DYNAMIC,), data.dtype), ((DYNAMIC,), INT32)]
+    size = product(data.shape)
+    count = Sym(bound=size if isinstance(size, int) else size.bound)
+    return [((count,), data.dtype), ((count,), INT32)]
 
 
 @fold_rule("CondTake")
@@ -123,7 +136,7 @@ def _topk_shape(op: Op):
     x = op.inputs[0]
     if mode == "KTH_ONLY":
         return [(x.shape[:1], x.dtype)]
-    return [((x.shape[0], abs(k)), x.dtype), ((x.shape[0], abs(k)), INT32)]
+    return [((x.shape[0], topk_count(k)), x.dtype), ((x.shape[0], topk_count(k)), INT32)]
 
 
 @fold_rule("TopK")
@@ -175,8 +188,8 @@ def _cumsum_fold(op: Op, xs):
 
 @shape_rule("Linspace")
 def _linspace_shape(op: Op):
-    num = const_ints(op, op.inputs[2], "number of points")[0]
-    if num < 0:
+    num = value_dims(op, op.inputs[2], "number of points")[0]
+    if isinstance(num, int) and num < 0:
         raise fail(op, f"negative number of points {num}")
     return [((num,), op.output_dtype or FLOAT32)]
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..errors import UnsupportedOperatorError
 from ..format.dtypes import FLOAT32, INT32, DType
+from .dims import dims_equal
 from .infer import const_ints, fail, norm_axis, same, shape_rule
 from .ir import Op
 
@@ -209,7 +210,7 @@ def matmul_dims(op: Op, a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, in
     ta, tb = op.params.get("transposeA", False), op.params.get("transposeB", False)
     m, k = (a[-1], a[-2]) if ta else (a[-2], a[-1])
     k2, n = (b[-1], b[-2]) if tb else (b[-2], b[-1])
-    if k != k2:
+    if dims_equal(k, k2) is False:
         raise fail(op, f"matrix shapes {list(a)} and {list(b)} do not match (transposeA={ta}, transposeB={tb})")
     return m, k, n
 
@@ -235,7 +236,7 @@ def _matmul_shape(op: Op):
 @shape_rule("BatchedMatrixMul")
 def _batched_matmul_shape(op: Op):
     a, b = op.inputs[0].shape, op.inputs[1].shape
-    if len(a) != 3 or len(b) != 3 or a[0] != b[0]:
+    if len(a) != 3 or len(b) != 3 or dims_equal(a[0], b[0]) is False:
         raise fail(op, f"BatchedMatrixMul needs 3-D inputs with one batch, got {list(a)} and {list(b)}")
     m, _, n = matmul_dims(op, a, b)
     return [((a[0], m, n), matmul_dtype(op))]

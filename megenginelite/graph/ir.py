@@ -1,4 +1,5 @@
-"""The graph IR: vars with dtype, static shape and (when known) a constant value; operators in topological order."""
+"""The graph IR: vars with dtype, shape (dims known only at run time as ``dims.Sym``) and (when known) a constant
+value; operators in topological order."""
 
 from __future__ import annotations
 
@@ -7,36 +8,38 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..format.dtypes import DType
+from .dims import format_dim, is_static
+
+# A shape: ints, and ``Sym`` for dims known only at run time (CondTake's length, a slice ending at a computed value).
+Shape = tuple  # tuple[int | Sym, ...]
 
 
-# A dim known only at run time (the length of CondTake's result, a slice ending at a computed value): such vars can
-# only be graph outputs; their tensors take their shape from each run.
-DYNAMIC = -1
-
-
-def shape_before_run(shape: tuple[int, ...]) -> tuple[int, ...]:
+def shape_before_run(shape: Shape) -> tuple[int, ...]:
     """The shape an output's layout shows before a run: empty when a dim is known only at run time (as the
     original reports it)."""
-    return () if DYNAMIC in shape else shape
+    return shape if is_static(shape) else ()
 
 
 @dataclass(eq=False)
 class Var:
-    """One tensor of the graph. ``const`` holds its value when it is known before running."""
+    """One tensor of the graph. ``const`` holds its value when it is known before running; ``sym_value`` (an
+    object array of ints and ``Sym``) the value of a small integer vector whose entries are partly known only at
+    run time (a shape computed from a run-time-sized tensor)."""
 
     id: int
     name: str
     dtype: DType | None = None
-    shape: tuple[int, ...] | None = None
+    shape: Shape | None = None
     const: np.ndarray | None = None
     producer: Op | None = None
+    sym_value: np.ndarray | None = None
 
     @property
     def is_const(self) -> bool:
         return self.const is not None
 
     def __repr__(self) -> str:
-        shape = "?" if self.shape is None else "x".join(map(str, self.shape)) or "scalar"
+        shape = "?" if self.shape is None else "x".join(map(format_dim, self.shape)) or "scalar"
         return f"<var{self.id} {self.name!r} {self.dtype} {shape}{' const' if self.is_const else ''}>"
 
 

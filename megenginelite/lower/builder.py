@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import LiteError, LiteMemoryError, UnsupportedOperatorError
 from ..format.dtypes import DType, is_bfloat16
+from ..graph.dims import RuntimeDimError, Sym
 from ..graph.infer import MALFORMED, fail
 from ..graph.ir import Graph, Op, Var, live_ops
 from .onnx_proto import External, Node, ValueInfo, encode_model, onnx_dtype
@@ -93,6 +94,10 @@ class Builder:
         self._node_prefix = "graph"
         self._owner_tag = ""
         self.external: list[tuple[str, np.ndarray]] = []
+        # run-time dims: where each symbol can be read (a tensor's dim or a shape vector's entry), and the ONNX
+        # value computed for it (int64, shape (1,))
+        self._sym_sources: dict[Sym, tuple[str, str, int]] = {}
+        self._sym_values: dict[Sym, str] = {}
 
     def fresh(self, hint: str = "t") -> str:
         """A new value name; inside an op's lowering it starts with ``o<opr index>.`` (profiles map it back)."""
@@ -111,6 +116,38 @@ class Builder:
 
     def bind(self, var: Var, value: str) -> None:
         self._names[var.id] = value
+        entries = [("dim", axis, d) for axis, d in enumerate(var.shape or ())]
+        if var.sym_value is not None:
+            entries += [("entry", i, d) for i, d in enumerate(var.sym_value.reshape(-1))]
+        for where, i, d in entries:
+            if isinstance(d, Sym) and d.op is None and d not in self._sym_sources:
+                self._sym_sources[d] = (where, value, i)
+
+    def dim(self, d) -> str:
+        """An int64 (1,) value holding dim ``d``: a constant, or computed from the tensors that carry the symbol."""
+        if not isinstance(d, Sym):
+            return self.ints([d])
+        if d in self._sym_values:
+            return self._sym_values[d]
+        if d.op is None:
+            if d not in self._sym_sources:
+                raise RuntimeDimError(f"the run-time dim {d!r} is needed before a tensor that has it is computed")
+            where, value, i = self._sym_sources[d]
+            if where == "dim":
+                out = self.node("Shape", [value], start=i, end=i + 1)
+            else:
+                out = self.cast(self.node("Slice", [self.reshape(value, [-1]), self.ints([i]), self.ints([i + 1])]),
+                                np.int64)
+        elif d.op == "FLOORDIV":
+            out = self.node("Div", [self.dim(d.args[0]), self.dim(d.args[1])])
+        else:
+            onnx_op = {"ADD": "Add", "MUL": "Mul", "MIN": "Min", "MAX": "Max"}[d.op]
+            args = [self.dim(a) for a in d.args]
+            out = args[0]
+            for a in args[1:]:
+                out = self.node(onnx_op, [out, a])
+        self._sym_values[d] = out
+        return out
 
     def quantized(self, var: Var) -> tuple[str, DType]:
         """The ONNX value of a quantized var and the dtype it is held in there (shifted or its own)."""
@@ -160,7 +197,26 @@ class Builder:
         return name
 
     def ints(self, values, hint: str = "shape") -> str:
-        return self.const(np.asarray(list(values), np.int64), hint)
+        """An int64 vector; entries known only at run time (``Sym``) are computed in the graph."""
+        values = list(values)
+        if not any(isinstance(v, Sym) for v in values):
+            return self.const(np.asarray(values, np.int64), hint)
+        parts, run = [], []
+        for v in values:
+            if isinstance(v, Sym):
+                if run:
+                    parts.append(self.const(np.asarray(run, np.int64), hint))
+                    run = []
+                parts.append(self.dim(v))
+            else:
+                run.append(v)
+        if run:
+            parts.append(self.const(np.asarray(run, np.int64), hint))
+        return self.node("Concat", parts, axis=0)
+
+    def scalar(self, d) -> str:
+        """Dim ``d`` as a 0-d int64 value (for Range)."""
+        return self.const(np.int64(d)) if not isinstance(d, Sym) else self.node("Squeeze", [self.dim(d)])
 
     def node(self, op_type: str, inputs: list[str], n_out: int = 1, **attrs) -> str | list[str]:
         """Append one ONNX node; returns its output name (a list when ``n_out`` > 1)."""
@@ -194,7 +250,10 @@ class Builder:
         return self.cast(value, dtype)
 
     def reshape(self, value: str, shape) -> str:
-        return self.node("Reshape", [value, self.ints(shape)])
+        if all(not isinstance(d, Sym) for d in shape):
+            return self.node("Reshape", [value, self.ints(shape)])
+        # a run-time dim may be 0, which ONNX reads as "copy the input's dim" unless allowzero (not with -1)
+        return self.node("Reshape", [value, self.ints(shape)], allowzero=int(-1 not in shape))
 
     def lower(self, op: Op) -> None:
         fn = LOWERINGS.get(op.kind)
@@ -213,6 +272,8 @@ class Builder:
                     if value is not None and var.dtype == shifted[0].dtype:
                         self._shifted[var.id] = value
                 outs = [None if var.dtype == shifted[0].dtype else value for var, value in zip(op.outputs, outs)]
+        except RuntimeDimError as exc:  # a lowering that needs this dim as a number
+            raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: {exc}") from None
         except MemoryError as exc:  # tables sized by a huge declared shape (e.g. a corrupted file)
             raise LiteMemoryError(f"{op.describe()}: lowering needs more memory than this process may use: "
                                   f"{exc}") from None
@@ -259,7 +320,7 @@ class Builder:
         ``self.external`` instead, for ONNX Runtime to use in place (no copy of the weights in the model)."""
         inputs = []
         for var in self.graph.inputs:
-            self._names[var.id] = var.name
+            self.bind(var, var.name)
             if is_bfloat16(var.dtype):  # a BFloat16 input is fed as float32: round it like the original would
                 self._node_prefix = f"input:{var.name}"
                 self._names[var.id] = self.round_bfloat16(var.name)

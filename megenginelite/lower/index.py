@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph.infer_index import TOPK_MODES, cond_take_mode, cumsum_axis, one_hot_axis, topk_plan
+from ..graph.dims import Sym, is_static, sign
+from ..graph.infer_index import TOPK_MODES, cond_take_mode, cumsum_axis, one_hot_axis, topk_count, topk_plan
 from ..graph.ir import Op
 from .builder import Builder, lowering
 from .shape import INT64_MIN
@@ -43,7 +44,8 @@ def sorted_topk(b: Builder, x: str, n: int, k: int, largest: bool) -> tuple[str,
         x = b.node("Slice", [x, b.ints([-1]), b.ints([INT64_MIN]), b.ints([-1]), b.ints([-1])])
     values, indices = b.node("TopK", [x, b.ints([k])], n_out=2, axis=-1, largest=int(largest), sorted=1)
     if largest:
-        indices = b.node("Sub", [b.const(np.int64(n - 1)), indices])
+        last = b.const(np.int64(n - 1)) if not isinstance(n, Sym) else b.node("Sub", [b.dim(n), b.ints([1])])
+        indices = b.node("Sub", [last, indices])
     return values, b.cast(indices, np.int32)
 
 
@@ -51,9 +53,12 @@ def sorted_topk(b: Builder, x: str, n: int, k: int, largest: bool) -> tuple[str,
 def lower_topk(b: Builder, op: Op) -> list[str]:
     """The |k| smallest (k > 0) or largest (k < 0) entries of each row and their indices; KTH_ONLY: the |k|-th."""
     mode, k = topk_plan(op)
-    values, indices = sorted_topk(b, b.inp(op, 0), op.inputs[0].shape[1], abs(k), k < 0)
+    count = topk_count(k)
+    values, indices = sorted_topk(b, b.inp(op, 0), op.inputs[0].shape[1], count, sign(k) < 0)
     if mode == "KTH_ONLY":
-        return [b.node("Gather", [values, b.const(np.int64(abs(k) - 1))], axis=1)]
+        last = b.const(np.int64(count - 1)) if not isinstance(count, Sym) else b.node("Squeeze", [
+            b.node("Sub", [b.dim(count), b.ints([1])])])
+        return [b.node("Gather", [values, last], axis=1)]
     return [values, indices]
 
 
@@ -77,9 +82,15 @@ def lower_linspace(b: Builder, op: Op) -> list[str]:
     out = op.outputs[0]
     n = out.shape[0]
     start, stop = (b.cast(b.reshape(b.inp(op, i), [1]), np.float64) for i in (0, 1))
-    denominator = max(n - 1 if op.params.get("endpoint", True) else n, 1)
-    step = b.node("Div", [b.node("Sub", [stop, start]), b.const(np.float64(denominator))])
-    values = b.node("Add", [start, b.node("Mul", [b.const(np.arange(n, dtype=np.float64), "arange"), step])])
+    if isinstance(n, Sym):  # a number of points computed at run time
+        steps = n - 1 if op.params.get("endpoint", True) else n
+        denominator = b.cast(b.node("Max", [b.dim(steps), b.ints([1])]), np.float64)
+        arange = b.node("Range", [b.const(np.float64(0)), b.cast(b.scalar(n), np.float64), b.const(np.float64(1))])
+    else:
+        denominator = b.const(np.float64(max(n - 1 if op.params.get("endpoint", True) else n, 1)))
+        arange = b.const(np.arange(n, dtype=np.float64), "arange")
+    step = b.node("Div", [b.node("Sub", [stop, start]), denominator])
+    values = b.node("Add", [start, b.node("Mul", [arange, step])])
     return [b.cast(values, out.dtype.np_dtype)]
 
 
@@ -103,7 +114,11 @@ def lower_cond_take(b: Builder, op: Op) -> list[str]:
         keep = b.node({"LT": "Less", "LEQ": "LessOrEqual", "GT": "Greater", "GEQ": "GreaterOrEqual"}[mode],
                       [mask, val])
     keep = b.reshape(keep, [-1])
-    size = int(np.prod(op.inputs[0].shape))
     values = b.node("Compress", [b.reshape(b.inp(op, 0), [-1]), keep], axis=0)
-    indices = b.node("Compress", [b.const(np.arange(size, dtype=np.int32), "positions"), keep], axis=0)
+    if is_static(op.inputs[0].shape):
+        positions = b.const(np.arange(int(np.prod(op.inputs[0].shape)), dtype=np.int32), "positions")
+    else:  # a CondTake of a run-time-sized value (e.g. of another CondTake's result)
+        size = b.node("Size", [keep])
+        positions = b.node("Range", [b.const(np.int32(0)), b.cast(size, np.int32), b.const(np.int32(1))])
+    indices = b.node("Compress", [positions, keep], axis=0)
     return [values, indices]

@@ -153,8 +153,8 @@ def _node(node: Node) -> list:
 
 def _value_info(info: ValueInfo) -> list:
     dims = []
-    for axis, d in enumerate(info.shape):  # a negative dim is known only at run time (e.g. CondTake's length)
-        dims += _message(1, [_int(1, d)] if d >= 0 else _bytes(2, f"{info.name}_dim{axis}"))
+    for axis, d in enumerate(info.shape):  # a dim known only at run time (e.g. CondTake's length): a named dim
+        dims += _message(1, [_int(1, d)] if isinstance(d, (int, np.integer)) else _bytes(2, f"{info.name}_dim{axis}"))
     tensor_type = [_int(1, onnx_dtype(info.dtype))] + _message(2, dims)
     return _bytes(1, info.name) + _message(2, _message(1, tensor_type))
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph.infer import PASSTHROUGH, indexed_shape, norm_axis, subtensor_index
-from ..errors import UnsupportedOperatorError
-from ..graph.ir import DYNAMIC, Op, Var
+from ..graph.dims import RuntimeDimError, Sym, is_static
+from ..graph.infer import PASSTHROUGH, broadcast_shapes, indexed_shape, norm_axis, subtensor_index
+from ..graph.ir import Op, Var
 from .builder import Builder, lowering
 
 INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
 
 
 @lowering("Reshape", "AxisAddRemove", moves_values=True)
@@ -57,7 +58,11 @@ def lower_dimshuffle(b: Builder, op: Op) -> list[str]:
     return [out]
 
 
-def _slice_bounds(s: slice, dim: int) -> tuple[int, int, int]:
+def _slice_bounds(s: slice, dim) -> tuple[int, int, int]:
+    if isinstance(dim, Sym):  # ONNX Slice wraps negative bounds and clamps to the axis, as Python does
+        step = 1 if s.step is None else s.step
+        start = s.start if s.start is not None else (0 if step > 0 else INT64_MAX)
+        return start, s.stop if s.stop is not None else (INT64_MAX if step > 0 else INT64_MIN), step
     start, stop, step = s.indices(dim)
     if step < 0 and stop < 0:
         stop = INT64_MIN
@@ -76,6 +81,10 @@ def _slices(b: Builder, value: str, shape: tuple[int, ...], index: list) -> str:
             start, stop, step = _slice_bounds(entry, shape[axis])
             axes.append(axis), starts.append(start), ends.append(stop), steps.append(step)
         elif isinstance(entry, int):
+            if isinstance(shape[axis], Sym):  # a negative index counts from the run-time end
+                end = INT64_MAX if entry == -1 else entry + 1
+                axes.append(axis), starts.append(entry), ends.append(end), steps.append(1)
+                continue
             i = entry + shape[axis] if entry < 0 else entry
             axes.append(axis), starts.append(i), ends.append(i + 1), steps.append(1)
     if not axes:
@@ -95,18 +104,26 @@ def select(b: Builder, value: str, shape: tuple[int, ...], index: list) -> str:
         return _slices(b, value, shape, index)
     sliced_index = [e if isinstance(e, slice) else slice(None) for e in index]
     value = _slices(b, value, shape, sliced_index)
-    shape = np.broadcast_to(np.empty((), np.bool_), shape)[tuple(sliced_index)].shape  # zero-stride probe
+    if is_static(shape) and not any(isinstance(e, slice) and isinstance(e.stop, Var) for e in index):
+        shape = np.broadcast_to(np.empty((), np.bool_), shape)[tuple(sliced_index)].shape  # zero-stride probe
+    # (otherwise: the vector axes, the only dims used below, are not sliced)
     vec_axes = [a for a, e in enumerate(index) if isinstance(e, Var)]
-    single = len(vec_axes) == 1  # nothing to broadcast; its length may be known only at run time (DYNAMIC)
-    idx_shape = index[vec_axes[0]].shape if single else tuple(np.broadcast_shapes(*[index[a].shape for a in vec_axes]))
+    single = len(vec_axes) == 1  # nothing to broadcast; its length may be known only at run time
+    idx_shapes = [index[a].shape for a in vec_axes]
+    if single or all(s == idx_shapes[0] for s in idx_shapes):
+        idx_shape = idx_shapes[0]
+    elif all(is_static(s) for s in idx_shapes):
+        idx_shape = tuple(np.broadcast_shapes(*idx_shapes))
+    else:
+        raise RuntimeDimError(f"index vectors of shapes {idx_shapes} known only at run time, broadcast together")
 
-    def index_value(var: Var, dim: int) -> str:
+    def index_value(var: Var, dim) -> str:
         """int64 indices with negative entries wrapped, broadcast to the common index shape."""
-        if var.is_const:
+        if var.is_const and is_static(idx_shape):
             arr = np.asarray(var.const, np.int64)
             return b.const(np.broadcast_to(np.where(arr < 0, arr + dim, arr), idx_shape).copy(), "index")
         v = b.cast(b.name(var), np.int64)
-        v = b.node("Where", [b.node("Less", [v, b.ints([0])]), b.node("Add", [v, b.ints([dim])]), v])
+        v = b.node("Where", [b.node("Less", [v, b.ints([0])]), b.node("Add", [v, b.dim(dim)]), v])
         return v if single else b.node("Expand", [v, b.ints(idx_shape)])
 
     if single:
@@ -133,10 +150,13 @@ def lower_subtensor(b: Builder, op: Op) -> list[str]:
     index, removed = subtensor_index(op, len(x.shape), op.inputs[1:])
     out = select(b, b.inp(op, 0), x.shape, index)
     plain = not removed and all(isinstance(entry, slice) for entry in index)
-    if not plain and op.outputs[0].shape.count(DYNAMIC) > 1:
-        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: several slice ends computed at run "
-                                       f"time together with integer indices")
-    return [out if plain else b.reshape(out, op.outputs[0].shape)]
+    if plain:
+        return [out]
+    if is_static(op.outputs[0].shape):
+        return [b.reshape(out, op.outputs[0].shape)]
+    if removed:  # integer indices (no vectors then): their axes, kept as size 1, go
+        return [b.reshape(out, [1]) if len(removed) == len(x.shape) else b.node("Squeeze", [out, b.ints(removed, "axes")])]
+    return [out]  # one index vector: numpy's result has the gathered axis in place
 
 
 @lowering("SetSubtensor", "IncrSubtensor", "IndexingSetMultiAxisVec", "IndexingIncrMultiAxisVec")
@@ -150,3 +170,16 @@ def lower_set_subtensor(b: Builder, op: Op) -> list[str]:
     out = b.node("ScatterElements", [b.reshape(b.inp(op, 0), [-1]), positions, value], axis=0,
                  reduction="add" if "Incr" in op.kind else "none")
     return [b.reshape(out, x.shape)]
+
+
+@lowering("GetVarShape")
+def lower_get_var_shape(b: Builder, op: Op) -> list[str]:
+    """The input's shape as int32 (or one dim of it; of several inputs, their broadcast shape); reached only when a
+    dim is known only at run time (static shapes fold to constants)."""
+    axis = op.params.get("axis", 7)
+    if len(op.inputs) > 1:
+        shape = broadcast_shapes(op, [v.shape for v in op.inputs])
+        return [b.cast(b.ints(shape if axis == 7 else [shape[norm_axis(op, axis, len(shape))]]), np.int32)]
+    attrs = {} if axis == 7 else {"start": norm_axis(op, axis, len(op.inputs[0].shape)),
+                                  "end": norm_axis(op, axis, len(op.inputs[0].shape)) + 1}
+    return [b.cast(b.node("Shape", [b.inp(op, 0)], **attrs), np.int32)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedOperatorError
+from ..graph.dims import Sym
 from ..graph.infer_vision import CVT_COLOR_MODES, correlation_geometry, cvt_color_mode, roi_out_size
 from ..graph.ir import Op
 from .builder import Builder, lowering
@@ -82,43 +83,61 @@ def _roi_box(b: Builder, op: Op, scale: float, offset: float) -> list[str]:
     return [b.cast(b.reshape(cols[0], [-1]), np.int64)] + coords
 
 
-def _one_hot_weights(b: Builder, coords: str, size: int) -> str:
-    """Bilinear weights (R, S, size) of sample coordinates (R, S), zero for neighbours outside [0, size)."""
-    low = b.node("Floor", [coords])
-    frac = b.node("Unsqueeze", [b.node("Sub", [coords, low]), b.ints([-1], "axes")])
-    low = b.node("Unsqueeze", [low, b.ints([-1], "axes")])
-    grid = b.const(np.arange(size, dtype=np.float32), "grid")
-    hit0 = b.cast(b.node("Equal", [grid, low]), np.float32)
-    hit1 = b.cast(b.node("Equal", [grid, b.node("Add", [low, b.const(np.float32(1))])]), np.float32)
-    return b.node("Add", [b.node("Mul", [hit0, b.node("Sub", [b.const(np.float32(1)), frac])]),
-                          b.node("Mul", [hit1, frac])])
+def _bilinear_taps(b: Builder, coords: str, size: int, shape: tuple) -> tuple[str, str]:
+    """The two neighbours of each sample coordinate (R, S) along an axis of ``size``, as (int64 index, float32
+    weight) of shape ``shape`` (R, S with the two taps last, reshaped): floor(c) weighs 1 - frac, floor(c) + 1
+    weighs frac; a neighbour outside [0, size) weighs 0 (its index is clamped, so that it can still be gathered)."""
+    low = b.node("Unsqueeze", [b.node("Floor", [coords]), b.ints([-1], "axes")])
+    frac = b.node("Sub", [b.node("Unsqueeze", [coords, b.ints([-1], "axes")]), low])
+    index = b.node("Add", [low, b.const(np.array([0, 1], np.float32), "taps")])  # (R, S, 2)
+    weight = b.node("Concat", [b.node("Sub", [b.const(np.float32(1)), frac]), frac], axis=-1)
+    inside = b.node("And", [b.node("GreaterOrEqual", [index, b.const(np.float32(0))]),
+                            b.node("Less", [index, b.const(np.float32(size))])])
+    weight = b.node("Where", [inside, weight, b.const(np.float32(0))])
+    index = b.cast(b.node("Clip", [index, b.const(np.float32(0)), b.const(np.float32(size - 1))]), np.int64)
+    return b.reshape(index, shape), b.reshape(weight, shape)
 
 
 @lowering("ROIAlign", modes=["MAX", "AVERAGE"])
 def lower_roi_align(b: Builder, op: Op) -> list[str]:
-    """Per roi bin, the mean (or max, with its index) of bilinear samples at sub-bin centres, zero outside."""
+    """Per roi bin, the mean (or max, with its index) of bilinear samples at sub-bin centres, zero outside.
+
+    Each sample gathers its four neighbours from the image laid out as (N*H*W, C) rows and one batched MatMul
+    mixes them with their weights: the work is per sample (R x bins x samples x 4 x C), not per roi and pixel."""
     p = op.params
     ph, pw = roi_out_size(op)
     sh, sw = p.get("sample_height", 2), p.get("sample_width", 2)
-    _, c, h, w = op.inputs[0].shape
+    n, c, h, w = op.inputs[0].shape
     r = op.inputs[1].shape[0]
     batch, x0, y0, x1, y1 = _roi_box(b, op, p.get("spatial_scale", 1.0), p.get("offset", 0.0))
-    weights = []
-    for start, end, bins, samples, size in ((y0, y1, ph, sh, h), (x0, x1, pw, sw, w)):
+    # taps laid out (R, PH, PW, SH, SW, 2, 2) by broadcasting: rows (R, PH, 1, SH, 1, 2, 1), columns (R, 1, PW, 1, SW, 1, 2)
+    axes = []
+    for start, end, bins, samples, size, shape in ((y0, y1, ph, sh, h, (r, ph, 1, sh, 1, 2, 1)),
+                                                   (x0, x1, pw, sw, w, (r, 1, pw, 1, sw, 1, 2))):
         length = b.node("Max", [b.node("Sub", [end, start]), b.const(np.float32(0))])
         bin_size = b.node("Div", [length, b.const(np.float32(bins))])
         rate = np.float32(1) / np.float32(samples)
         table = (np.arange(bins, dtype=np.float32)[:, None] + rate * (np.arange(samples, dtype=np.float32) + 0.5))
         coords = b.node("Add", [start, b.node("Mul", [bin_size, b.const(table.reshape(1, -1), "samples")])])
-        weights.append(_one_hot_weights(b, coords, size))
-    image = b.node("Gather", [b.float32(op, 0), batch], axis=0)
-    samples = b.reshape(_separable(b, weights[0], image, weights[1]), (r, c, ph, sh, pw, sw))
+        axes.append(_bilinear_taps(b, coords, size, shape))  # from (R, bins * samples), bin-major
+    (iy, wy), (ix, wx) = axes
+    flat = b.node("Add", [b.node("Mul", [iy, b.const(np.int64(w))]), ix])
+    if n != 1:  # rows of the roi's own image
+        flat = b.node("Add", [flat, b.reshape(b.node("Mul", [batch, b.const(np.int64(h * w))]), (r, 1, 1, 1, 1, 1, 1))])
+    taps = (r, ph, pw, sh * sw, 4)
+    rows = b.reshape(b.node("Transpose", [b.float32(op, 0)], perm=[0, 2, 3, 1]), [n * h * w, c])
+    values = b.node("Gather", [rows, b.reshape(flat, taps)], axis=0)  # (R, PH, PW, S, 4, C)
+    weight = b.reshape(b.node("Mul", [wy, wx]), (r, ph, pw, sh * sw, 1, 4))
     dtype = op.outputs[0].dtype.np_dtype
-    if p.get("mode", 0) == 1:
-        return [b.from_float32(b.node("ReduceMean", [samples, b.ints([3, 5], "axes")], keepdims=0), dtype), None]
-    grouped = b.reshape(b.node("Transpose", [samples], perm=[0, 1, 2, 4, 3, 5]), (r, c, ph, pw, sh * sw))
-    index = b.cast(b.node("ArgMax", [grouped], axis=4, keepdims=0), np.int32)
-    return [b.from_float32(b.node("ReduceMax", [grouped, b.ints([4], "axes")], keepdims=0), dtype), index]
+    if p.get("mode", 0) == 1:  # the mean over samples folds into one weighted sum of all their taps
+        weight = b.node("Div", [b.reshape(weight, (r, ph, pw, 1, sh * sw * 4)), b.const(np.float32(sh * sw))])
+        mixed = b.node("MatMul", [weight, b.reshape(values, (r, ph, pw, sh * sw * 4, c))])  # (R, PH, PW, 1, C)
+        out = b.node("Transpose", [b.reshape(mixed, (r, ph, pw, c))], perm=[0, 3, 1, 2])
+        return [b.from_float32(out, dtype), None]
+    samples = b.node("Transpose", [b.reshape(b.node("MatMul", [weight, values]), (r, ph, pw, sh * sw, c))],
+                     perm=[0, 4, 1, 2, 3])  # (R, C, PH, PW, S)
+    index = b.cast(b.node("ArgMax", [samples], axis=4, keepdims=0), np.int32)
+    return [b.from_float32(b.node("ReduceMax", [samples, b.ints([4], "axes")], keepdims=0), dtype), index]
 
 
 def _separable(b: Builder, rows: str, image: str, cols: str) -> str:
@@ -174,7 +193,11 @@ def lower_nms_keep(b: Builder, op: Op) -> list[str]:
     """Greedy NMS in the given box order: indices of kept boxes (padded with the last one) and their count."""
     n, m, _ = op.inputs[0].shape
     max_out = op.params.get("max_output", 0)
-    scores = b.const(np.broadcast_to(np.arange(m, 0, -1, dtype=np.float32), (n, 1, m)).copy(), "priority")
+    if isinstance(m, Sym):  # boxes counted at run time: the same descending priorities, computed
+        rank = b.node("Range", [b.const(np.float32(0)), b.cast(b.scalar(m), np.float32), b.const(np.float32(1))])
+        scores = b.node("Expand", [b.node("Neg", [rank]), b.ints([n, 1, m])])
+    else:
+        scores = b.const(np.broadcast_to(np.arange(m, 0, -1, dtype=np.float32), (n, 1, m)).copy(), "priority")
     selected = b.node("NonMaxSuppression", [b.inp(op, 0), scores, b.ints([max_out]),
                                             b.const(np.array([op.params.get("iou_thresh", 0.0)], np.float32))])
     batch, box = (b.node("Gather", [selected, b.const(np.int64(i))], axis=1) for i in (0, 2))

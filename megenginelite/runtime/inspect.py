@@ -11,6 +11,7 @@ from collections import defaultdict
 import numpy as np
 
 from ..errors import LiteError
+from ..graph.dims import format_dim
 from ..graph.ir import Graph, Var
 
 # Our ONNX node names start with "<file op type>#<opr index>:<output var name>/", and the values an op's lowering
@@ -74,8 +75,8 @@ def profile_report(graph: Graph, ort_trace: list[dict]) -> dict:
                      "time_ms": opr_time(k) * 1e3} for k in host), key=lambda r: -r["time_ms"])
     return {
         "profiler": {"opr_internal_pf": {}, "host": host, "device": device,
-                     "opr_footprint": {str(op.index): {"out_shapes": [list(v.shape or ()) for v in op.outputs],
-                                                       "in_shapes": [list(v.shape or ()) for v in op.inputs]}
+                     "opr_footprint": {str(op.index): {"out_shapes": [_shape(v) for v in op.outputs],
+                                                       "in_shapes": [_shape(v) for v in op.inputs]}
                                        for op in graph.ops}},
         "graph_exec": {"comp_seq": [op.index for op in graph.ops], "operator": operators, "var": variables},
         "summary": {
@@ -87,8 +88,13 @@ def profile_report(graph: Graph, ort_trace: list[dict]) -> dict:
     }
 
 
+def _shape(var: Var) -> list:
+    """The inferred shape; a dim known only at run time as its symbol (``"n3"``): the plan serves every length."""
+    return [d if isinstance(d, int) else format_dim(d) for d in var.shape or ()]
+
+
 def _var_info(var: Var) -> dict:
-    return {"name": var.name, "shape": list(var.shape or ()), "dtype": str(var.dtype),
+    return {"name": var.name, "shape": _shape(var), "dtype": str(var.dtype),
             "owner_opr": var.producer.index if var.producer else None}
 
 
@@ -112,8 +118,9 @@ def _value_stats(arr: np.ndarray) -> str:
     if flat.size == 0:
         return "[]"
     f64 = flat.astype(np.float64)
-    return (f"[{head}{', ...' if flat.size > 5 else ''}] min={f64.min():.4g} max={f64.max():.4g} "
-            f"mean={f64.mean():.4g} l2={np.sqrt(np.mean(f64 * f64)):.4g} sd={f64.std():.4g}")
+    with np.errstate(invalid="ignore", over="ignore"):  # inf values (e.g. -inf masks) give nan statistics
+        return (f"[{head}{', ...' if flat.size > 5 else ''}] min={f64.min():.4g} max={f64.max():.4g} "
+                f"mean={f64.mean():.4g} l2={np.sqrt(np.mean(f64 * f64)):.4g} sd={f64.std():.4g}")
 
 
 def var_values(graph: Graph, exposed: dict[str, np.ndarray], feeds: dict[str, np.ndarray]) -> dict[int, np.ndarray]:

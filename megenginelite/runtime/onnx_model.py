@@ -16,7 +16,7 @@ import onnxruntime as ort
 from ..errors import InvalidInputError, LiteError, ModelFormatError
 from ..format import looks_like_onnx
 from ..format.dtypes import from_numpy
-from ..graph.ir import DYNAMIC
+from ..graph.dims import Sym
 from .session import Plan, SessionConfig, TensorSpec, check_providers
 
 
@@ -29,7 +29,7 @@ def _spec(value_info, source: str) -> TensorSpec:
     except (TypeError, KeyError):
         raise ModelFormatError(f"{source}: {value_info.name!r} has element type {tensor_type.elem_type}, which has "
                                f"no Lite data type") from None
-    dims = tuple(d.dim_value if d.HasField("dim_value") else DYNAMIC for d in tensor_type.shape.dim)
+    dims = tuple(d.dim_value if d.HasField("dim_value") else Sym(d.dim_param or None) for d in tensor_type.shape.dim)
     return TensorSpec(value_info.name, dims, dtype)
 
 
@@ -96,7 +96,7 @@ class OnnxModel:
         self.config = config = replace(config, cuda_graph=False)  # one session serves every input shape
         initializers = {t.name for t in self.proto.graph.initializer}
         declared = [_spec(v, source) for v in self.proto.graph.input if v.name not in initializers]
-        self.input_specs = [TensorSpec(s.name, tuple(1 if d < 0 else d for d in s.shape), s.dtype) for s in declared]
+        self.input_specs = [TensorSpec(s.name, tuple(d if isinstance(d, int) else 1 for d in s.shape), s.dtype) for s in declared]
         self.output_names = [v.name for v in self.proto.graph.output]
         try:
             self.session = ort.InferenceSession(data, config.session_options(), providers=config.provider_list())

@@ -17,7 +17,7 @@ from ..errors import DeviceError, InvalidInputError, LiteError
 from ..format import ModelRecord
 from ..format.dtypes import NUMPY_DTYPES, DType, from_numpy
 from ..graph import Graph, build_graph, infer_graph
-from ..graph.ir import DYNAMIC
+from ..graph.dims import is_static
 from ..graph.passes import optimize
 from ..lower import to_onnx_bytes, to_onnx_external
 from ..lower.builder import owner_op, rejection_error
@@ -123,7 +123,7 @@ class Plan:
     @cached_property
     def dynamic_outputs(self) -> list[TensorSpec]:
         """The outputs whose length is known only at run time (no buffer of theirs is bound)."""
-        return [spec for spec in self.outputs if DYNAMIC in spec.shape]
+        return [spec for spec in self.outputs if not is_static(spec.shape)]
 
     def run(self, feeds: dict[str, np.ndarray | DeviceView],
             outputs: dict[str, np.ndarray | DeviceView]) -> dict[str, np.ndarray]:
@@ -131,7 +131,7 @@ class Plan:
 
         A buffer is a numpy array (host memory, bound as "cpu") or a ``DeviceView`` (device memory, bound by its
         pointer as the backend's ONNX Runtime device: "cuda" and the device id, or "cpu" for the host-emulated
-        device of the tests). An output whose length is known only at run time (``DYNAMIC`` in its spec) takes no
+        device of the tests). An output whose length is known only at run time (a ``Sym`` in its spec) takes no
         buffer: ONNX Runtime allocates it and the array is put into ``outputs``.  Returns the values of the exposed
         intermediate vars (``var<id>`` -> array) when the plan exposes them.
         """
@@ -370,7 +370,7 @@ class CompiledModel:
             raise rejection_error(graph, self.source, exc) from exc
         outputs = [TensorSpec(name, tuple(var.shape), var.dtype) for name, var in graph.outputs]
         inputs = [TensorSpec(v.name, tuple(v.shape), v.dtype) for v in graph.inputs]
-        if config.cuda_graph and (config.expose_vars or any(DYNAMIC in spec.shape for spec in outputs)
+        if config.cuda_graph and (config.expose_vars or not all(is_static(spec.shape) for spec in outputs)
                                   or node_types is None or not node_types <= GRAPH_SAFE_NODES):
             config = replace(config, cuda_graph=False)  # a recorded graph replays fixed shapes into fixed buffers
         session, graph_io = None, None

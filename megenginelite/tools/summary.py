@@ -11,6 +11,7 @@ from ..format import ModelRecord
 from ..format.dtypes import DType
 from ..graph import Graph, build_graph, canonical_kind, infer_graph
 from ..graph.build import CONST_OPRS
+from ..graph.dims import format_dim, is_static
 from ..graph.elemwise_modes import mode_name
 from ..graph.infer_nn import conv_geometry, deconv_geometry, matmul_dims
 from ..graph.input_order import original_input_order
@@ -34,7 +35,12 @@ def dtype_name(dtype: DType | None) -> str:
 
 
 def _numel(shape) -> int:
-    return int(np.prod(shape, dtype=np.int64)) if shape else 1
+    """Elements of a shape; a dim known only at run time counts at its upper bound (0 when it has none)."""
+    return int(np.prod([d if isinstance(d, int) else d.bound or 0 for d in shape], dtype=np.int64)) if shape else 1
+
+
+def _bound(d) -> int:
+    return d if isinstance(d, int) else d.bound or 0
 
 
 def estimate_flops(graph: Graph) -> dict[str, int]:
@@ -42,7 +48,8 @@ def estimate_flops(graph: Graph) -> dict[str, int]:
 
     A multiply-add counts 2; element-wise ops count 1 per output element (ConvBias's bias, residual and
     activation count as element-wise too). Ops folded to constants and ops whose results reach no output are left
-    out; pooling, softmax, normalization and data movement are not counted.
+    out; pooling, softmax, normalization and data movement are not counted. Dims known only at run time count at
+    their upper bound (``upper_bound`` is then True: the figures are maxima).
     """
     flops = dict.fromkeys(FLOP_KINDS, 0)
     live = live_ops(graph)
@@ -60,14 +67,15 @@ def estimate_flops(graph: Graph) -> dict[str, int]:
             groups, oc, kernel, _, _, _ = deconv_geometry(op)
             flops["deconvolution"] += 2 * _numel(op.inputs[1].shape) * (oc // groups) * _numel(kernel)
         elif op.kind == "MatrixMul":
-            m, k, n = matmul_dims(op, op.inputs[0].shape, op.inputs[1].shape)
+            m, k, n = map(_bound, matmul_dims(op, op.inputs[0].shape, op.inputs[1].shape))
             flops["matmul"] += 2 * m * k * n
         elif op.kind == "BatchedMatrixMul":
-            m, k, n = matmul_dims(op, op.inputs[0].shape, op.inputs[1].shape)
-            flops["batched_matmul"] += 2 * op.inputs[0].shape[0] * m * k * n
+            m, k, n = map(_bound, matmul_dims(op, op.inputs[0].shape, op.inputs[1].shape))
+            flops["batched_matmul"] += 2 * _bound(op.inputs[0].shape[0]) * m * k * n
         elif op.kind in ("Elemwise", "PowC"):
             flops["elementwise"] += _numel(out)
     flops["total"] = sum(flops[k] for k in FLOP_KINDS)
+    flops["upper_bound"] = any(not is_static(v.shape) for op in graph.ops if op in live for v in op.outputs)
     return flops
 
 
@@ -99,7 +107,8 @@ def model_summary(record: ModelRecord) -> dict:
         flops = estimate_flops(graph)
     except LiteError as exc:
         error = str(exc)
-    outputs = [{"name": name, "shape": None if error else list(var.shape), "dtype": None if error else
+    outputs = [{"name": name, "shape": None if error else [d if isinstance(d, int) else format_dim(d) for d in
+                                                           var.shape], "dtype": None if error else
                 dtype_name(var.dtype)} for name, var in graph.outputs]
     return {
         "model": record.source,
