@@ -32,11 +32,12 @@ step() {  # step NAME COMMAND...: run, log to $OUT/NAME.log, remember a failure,
   python3 -c 'import onnxruntime as o, numpy; print("onnxruntime", o.__version__, o.get_available_providers(), "numpy", numpy.__version__)'
 } 2>&1 | tee "$OUT/machine.log"
 
-# Three processes, so that a fault that breaks the CUDA context in one group cannot fail the others.
+# Separate processes, so that a fault that breaks the CUDA context in one group cannot fail the others.
 pytest=(python3 -m pytest -q -p no:cacheprovider -rfEx $(python3 -c "import pytest_timeout" 2>/dev/null && echo --timeout=180))
 step tests_host_io "${pytest[@]}" tests/test_gpu.py -k host_io --junitxml="$OUT/host_io.xml"
 step tests_device_inputs "${pytest[@]}" tests/test_gpu.py -k device_inputs --junitxml="$OUT/device_inputs.xml"
-step tests_gpu_api "${pytest[@]}" tests/test_gpu.py -k "not host_io and not device_inputs" --junitxml="$OUT/gpu_api.xml"
+step tests_gpu_api "${pytest[@]}" tests/test_gpu.py -k "not host_io and not device_inputs and not run_time_lengths" --junitxml="$OUT/gpu_api.xml"
+step tests_run_time "${pytest[@]}" tests/test_gpu.py -k run_time_lengths --junitxml="$OUT/run_time.xml"
 [ "${GPU_CHECK_QUICK:-0}" = 1 ] || step tests_emulated "${pytest[@]}" tests/test_device.py tests/test_examples.py
 step example_cuda python3 examples/batch_inference.py tests/fixtures/shufflenet_v2.mge --device cuda
 step example_cpu python3 examples/batch_inference.py tests/fixtures/shufflenet_v2.mge --device cpu

@@ -170,9 +170,13 @@ def test_run_time_lengths_flow_through_operators(dynamic_networks, name, case):
     """Real Lite's outputs on inputs that keep many values, few, or none. With none left, real Lite 1.13 fails in
     forward (its NMS path reduces over no boxes, or an empty TopK input): we return the outputs, empty ones with
     their shapes (0 rows)."""
+    check_run_time_case(dynamic_networks[name], name, case)
+
+
+def check_run_time_case(network: LiteNetwork, name: str, case: int, rtol: float = 1e-4, atol: float = 1e-5) -> None:
+    """One recorded case of a run-time-length fixture on a loaded network (also used by the GPU tests)."""
     entry = DYNAMIC_MANIFEST[name]
     ref = np.load(entry["dir"] / f"{name}.npz")
-    network = dynamic_networks[name]
     outputs = _run(network, entry["inputs"], [ref[f"case{case}:input:{n}"] for n in entry["inputs"]])
     recorded = entry["cases"][case]
     for out_name, got in zip(network.get_all_output_name(), outputs):
@@ -184,7 +188,7 @@ def test_run_time_lengths_flow_through_operators(dynamic_networks, name, case):
             continue
         want = ref[f"case{case}:output:{out_name}"]
         assert layout == want.shape
-        np.testing.assert_allclose(got.reshape(layout), want, rtol=1e-4, atol=1e-5)  # to_numpy of empty: (0,)
+        np.testing.assert_allclose(got.reshape(layout), want, rtol=rtol, atol=atol)  # to_numpy of empty: (0,)
 
 
 def test_a_new_length_does_not_recompile(monkeypatch):

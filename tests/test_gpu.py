@@ -21,6 +21,7 @@ from megenginelite import *  # noqa: F401,F403  (as user code does)
 from megenginelite.errors import DeviceError
 from megenginelite.runtime.device import CudaBackend, DeviceMemory, tensorrt_unavailable_reason, use_backend
 from test_device import _gpu_available, quick_start_program
+from test_dynamic_shapes import DYNAMIC_CASES, DYNAMIC_MANIFEST, check_run_time_case
 from test_models import _params, run_network as forward
 
 CUDA = LiteDeviceType.LITE_CUDA
@@ -204,6 +205,16 @@ def test_cuda_graph_gives_the_same_outputs_as_plain_cuda(monkeypatch):
                                       forward(plain, {"data": data})["Softmax"])
     np.testing.assert_allclose(forward(graphed, {"data": ref["input:data"]})["Softmax"], ref["output:Softmax"],
                                rtol=RTOL, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,case", DYNAMIC_CASES)
+def test_run_time_lengths_and_detectors_on_the_gpu(name, case):
+    """The detectors (Faster R-CNN, RetinaNet, FCOS) and per-operator chains of run-time lengths, each recorded
+    case (many boxes, few, none) on the GPU, against real Lite's CPU outputs."""
+    network = cuda_network()
+    network.load(str(DYNAMIC_MANIFEST[name]["dir"] / DYNAMIC_MANIFEST[name]["file"]))
+    check_run_time_case(network, name, case, rtol=RTOL, atol=ATOL)
+    assert "CUDAExecutionProvider" in network._plan.session.get_providers()
 
 
 @pytest.mark.parametrize("name", ["op_cond_take", "op_matinv"])
