@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph.dims import Sym, is_static, sign
+from ..graph.dims import Sym, sign
 from ..graph.infer_index import TOPK_MODES, cond_take_mode, cumsum_axis, one_hot_axis, topk_count, topk_plan
 from ..graph.ir import Op
 from .builder import Builder, lowering
@@ -114,11 +114,8 @@ def lower_cond_take(b: Builder, op: Op) -> list[str]:
         keep = b.node({"LT": "Less", "LEQ": "LessOrEqual", "GT": "Greater", "GEQ": "GreaterOrEqual"}[mode],
                       [mask, val])
     keep = b.reshape(keep, [-1])
-    values = b.node("Compress", [b.reshape(b.inp(op, 0), [-1]), keep], axis=0)
-    if is_static(op.inputs[0].shape):
-        positions = b.const(np.arange(int(np.prod(op.inputs[0].shape)), dtype=np.int32), "positions")
-    else:  # a CondTake of a run-time-sized value (e.g. of another CondTake's result)
-        size = b.node("Size", [keep])
-        positions = b.node("Range", [b.const(np.int32(0)), b.cast(size, np.int32), b.const(np.int32(1))])
-    indices = b.node("Compress", [positions, keep], axis=0)
-    return [values, indices]
+    # Compress(x, keep) as Gather(x, NonZero(keep)): ONNX Runtime's CUDA Compress fails on an empty input (a
+    # CondTake of a CondTake that kept nothing), seen on an H200
+    chosen = b.node("Squeeze", [b.node("NonZero", [keep]), b.ints([0], "axes")])
+    values = b.node("Gather", [b.reshape(b.inp(op, 0), [-1]), chosen], axis=0)
+    return [values, b.cast(chosen, np.int32)]  # the flat positions kept are the indices

@@ -208,7 +208,8 @@ def lower_nms_keep(b: Builder, op: Op) -> list[str]:
     position = b.node("Sub", [rank, b.const(np.int64(1))])
     where = b.node("Concat", [b.node("Unsqueeze", [v, b.ints([1], "axes")]) for v in (batch, position)], axis=1)
     kept = b.node("ScatterND", [b.const(np.zeros((n, max_out), np.int64)), where, box])
-    sizes = b.node("ReduceSum", [one_hot, b.ints([0], "axes")], keepdims=0)  # (N,)
+    # (N,), kept dims then squeezed: ONNX Runtime's CUDA ReduceSum refuses keepdims=0 over an axis of 0 boxes
+    sizes = b.node("Squeeze", [b.node("ReduceSum", [one_hot, b.ints([0], "axes")], keepdims=1), b.ints([0], "axes")])
     last_pos = b.node("Unsqueeze", [b.node("Max", [b.node("Sub", [sizes, b.const(np.int64(1))]), b.const(np.int64(0))]),
                                     b.ints([1], "axes")])
     last = b.node("GatherElements", [kept, last_pos], axis=1)
