@@ -170,14 +170,9 @@ def accuracy() -> list[dict]:
 def machine() -> dict:
     import onnxruntime as ort
 
-    info = {"python": platform.python_version(), "onnxruntime": ort.__version__, "cpu": platform.processor()}
-    try:
-        with open("/proc/cpuinfo") as f:
-            text = f.read()
-        info["cpu"] = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name"))
-        info["cpus"] = os.cpu_count()
-    except (OSError, StopIteration):
-        pass
+    from machine import describe
+
+    info = {"python": platform.python_version(), "onnxruntime": ort.__version__, "cpu": describe()}
     try:
         import torch
 

@@ -23,6 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from machine import describe  # noqa: E402  (bench/ is the script's own folder)
+
 # The worker runs inside the real MegEngine's Python: it loads the model and answers "N" with N latencies.
 REAL_WORKER = r"""
 import json, sys, time
@@ -190,8 +192,9 @@ def main() -> None:
         results.append(row)
 
     if args.json:
-        print(json.dumps(results, indent=1))
+        print(json.dumps({"machine": describe(), "results": results}, indent=1))
         return
+    print(describe())
     print(f"model {args.model}, {args.rounds}x{args.per_round} forwards per runtime, medians (p90) in ms")
     for row in results:
         parts = [f"threads={row['threads']} batch={row['batch']}"]

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from bench_startup import run_child
+from machine import describe
 
 CHILD = r"""
 import json, sys, time
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--real-python")
     args = parser.parse_args()
+    print(describe(), flush=True)
     model = str(Path(args.model).resolve())
     runtimes = {"ours": (sys.executable, True)}
     if args.real_python:

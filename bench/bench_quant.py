@@ -17,29 +17,9 @@ import time
 from pathlib import Path
 
 from bench_latency import RealWorker, model_feeds, ours_runner, summarize
+from machine import describe
 
 MODELS = Path(__file__).resolve().parent / "models"
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
-
-
-def cpu() -> str:
-    """The CPU model and the flags integer speed depends on (from /proc/cpuinfo)."""
-    model, flags = "?", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:
-        pass
-    import os
-
-    return f"{model}, {os.cpu_count()} logical CPUs, " + " ".join(
-        f"{f}={'yes' if f in flags else 'no'}" for f in CPU_FLAGS)
-
-
 def measure(net: str, batch: int, threads: int, rounds: int, per_round: int, real_python: str | None) -> dict:
     quantized, floating = str(MODELS / f"q_{net}_b{batch}.mge"), str(MODELS / f"q_{net}_float_b{batch}.mge")
     feeds = model_feeds(quantized, batch)
@@ -77,7 +57,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
 
-    print(f"CPU: {cpu()}", flush=True)
+    print(describe(), flush=True)
     rows = []
     for net in args.nets.split(","):
         for batch in [int(b) for b in args.batches.split(",")]:

@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from megenginelite.ray.protocol import HEADER_LENGTH, encode_infer, error_body, parse_infer  # noqa: E402
+from machine import describe  # noqa: E402  (bench/ is the script's own folder)
 
 WARMUP_S = 2.0
 
@@ -173,6 +174,7 @@ def main() -> None:
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--plain-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    print(describe(), flush=True)
     if args.plain_server:
         plain_server(args.model, args.plain_server, args.cores)
         return

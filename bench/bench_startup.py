@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from machine import describe
+
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
@@ -60,6 +62,7 @@ def main() -> None:
     parser.add_argument("--real-python")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    print(describe(), flush=True)
     model = str(Path(args.model).resolve())
     runtimes = {"ours": (sys.executable, True)}
     if args.real_python:
