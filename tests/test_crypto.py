@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import lite_pack
 
 from megenginelite import crypto, packed
 from megenginelite.errors import LiteError, ModelFormatError
@@ -538,8 +539,8 @@ def test_pack_unpack_round_trip_all_ciphers():
     inner = packed.unpack(model).model
     info = {"valid": True, "name": "n", "version": "1.13.0", "extra_info": {"k": "v"}}
     for method in ("NONE", "AES_default", "RC4_default", "SIMPLE_FAST_RC4_default"):
-        blob = packed.pack(inner, name="n", info=info, model_decryption_method=method,
-                           info_decryption_method=method, encrypt=True, algo_policy=b"\0\0\0\0")
+        blob = lite_pack().pack(inner, name="n", info=info, model_decryption_method=method,
+                                info_decryption_method=method, encrypt=True, algo_policy=b"\0\0\0\0")
         pm = packed.unpack(blob)
         assert pm.model[:len(inner)] == inner and pm.info.extra_info == '{"k":"v"}'
 
