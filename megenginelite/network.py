@@ -15,7 +15,8 @@ import numpy as np
 from .errors import InvalidInputError, LiteArgumentError, LiteError, LiteUsageError
 from .graph.input_order import original_input_order
 from .graph.ir import shape_before_run
-from .runtime.device import DeviceView, check_device, tensorrt_unavailable_reason
+from .runtime.device import check_device, tensorrt_unavailable_reason
+from .runtime.memory import DeviceView
 from .runtime.device import backend as device_backend
 from .model_file import PackedSettings, open_model
 from .runtime.onnx_model import OnnxModel

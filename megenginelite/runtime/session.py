@@ -22,7 +22,7 @@ from ..graph.passes import optimize
 from ..lower import to_onnx_bytes, to_onnx_external
 from ..lower.builder import owner_op, rejection_error
 from .cache import SAVED_LEVEL, active_cache, cache_key
-from .device import DeviceMemory, DeviceView
+from .memory import DeviceMemory, DeviceView
 
 
 logger = logging.getLogger("megenginelite")
