@@ -22,8 +22,9 @@ from .errors import LiteError
 from .format import ModelRecord, read_model
 from .graph.dims import format_dim
 from .lower import OPSET
+from .model_file import open_model
 from .network import LiteNetwork
-from .struct import LiteConfig, LiteDeviceType
+from .struct import LiteConfig, LiteDeviceType, LiteNetworkIO
 
 PROG = "megenginelite"
 
@@ -92,7 +93,9 @@ def _read_record(path: str) -> ModelRecord:
             data = f.read()
     except OSError as exc:
         raise CommandError(f"{path}: {exc.strerror or exc}") from None
-    return read_model(data, path)
+    opened = open_model(data, path, LiteConfig(), LiteNetworkIO())  # a packed model's inner model, as run loads
+    # ONNX files are for LiteNetwork only: the MegEngine reader refuses them with its own message
+    return opened.record if opened.record is not None else read_model(opened.plain, path)
 
 
 def _check_model_file(path: str) -> None:

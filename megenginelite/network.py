@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import io
 import logging
 import os
@@ -13,14 +12,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import crypto
-from .errors import InvalidInputError, LiteArgumentError, LiteError, LiteUsageError, ModelFormatError
-from .format import detect_format, read_model
+from .errors import InvalidInputError, LiteArgumentError, LiteError, LiteUsageError
 from .graph.input_order import original_input_order
 from .graph.ir import shape_before_run
-from .runtime.device import DeviceView, check_device, tensorrt_unavailable_reason
+from .runtime.device import check_device, tensorrt_unavailable_reason
+from .runtime.memory import DeviceView
 from .runtime.device import backend as device_backend
-from .runtime.onnx_model import OnnxModel, is_onnx_file
+from .model_file import PackedSettings, open_model
+from .runtime.onnx_model import OnnxModel
 from .runtime.session import CompiledModel, Plan, SessionConfig
 from .struct import (LiteAlgoSelectStrategy, LiteConfig, LiteDeviceType, LiteExtraConfig, LiteIO, LiteIOType,
                      LiteLayout, LiteNetworkIO, LiteTensorPhase)
@@ -238,38 +237,29 @@ class LiteNetwork:
         if options.comp_node_seq_record_level == 2 and (options.fake_next_exec or options.var_sanity_check_first_run):
             raise LiteUsageError("both fake_next_exec and var_sanity_check_first_run must be false when "
                                  "comp_node_seq_record_level is 2")
-        plain = self._unwrap(data, source)
-        if is_onnx_file(plain, source):
-            model = OnnxModel(plain, source, self._session_config())
+        extra = self._extra_config
+        opened = open_model(data, source, self.config, self.network_io,
+                            disable_configure=bool(extra and extra.disable_configure_by_model_info))
+        self._apply_packed(opened.settings)
+        if opened.record is None:
+            model = OnnxModel(opened.plain, source, self._session_config())
         else:
-            model = CompiledModel(read_model(plain, source), self._session_config(), plain)
+            model = CompiledModel(opened.record, self._session_config(), opened.plain)
         self.model_bytes = data
         self._attach(model)
 
-    def _unwrap(self, data: bytes, source: str) -> bytes:
-        """The plain model inside ``data``: a packed model is unpacked (and its configuration applied, as the
-        original does), a bare model is decrypted with ``config.bare_model_cryption_name``."""
-        if detect_format(data) == "packed_model":
-            from . import packed  # imported when a packed model comes, not with the package
-            disabled = bool(self._extra_config and self._extra_config.disable_configure_by_model_info)
-            unpacked = packed.unpack(data, configure_valid=not disabled)
-            info = unpacked.info
-            if info is not None and info.valid:
-                if not disabled:
-                    self.config, self.network_io = copy.deepcopy(self.config), copy.deepcopy(self.network_io)
-                    info.apply(self.config, self.network_io)
-                settings = info.separate_config()
-                self._device_id = settings.get("device_id", self._device_id)
-                if settings.get("number_threads", 0) > 1:
-                    self._threads = settings["number_threads"]
-                self._inplace = self._inplace or bool(settings.get("enable_inplace_model"))
-                self._tensorrt = self._tensorrt or bool(settings.get("use_tensorrt"))
-            data = unpacked.model
-        elif self.config.bare_model_cryption_name:
-            data = crypto.decrypt(self.config.bare_model_cryption_name, data)
-        if self.config.has_compression:
-            raise ModelFormatError(f"{source}: Unexpected compression method (compressed models are not supported)")
-        return data
+    def _apply_packed(self, settings: PackedSettings | None) -> None:
+        """Take a packed model's configuration and its device, threads, inplace and TensorRT settings."""
+        if settings is None:
+            return
+        if settings.config is not None:
+            self.config, self.network_io = settings.config, settings.network_io
+        if settings.device_id is not None:
+            self._device_id = settings.device_id
+        if settings.number_threads is not None:
+            self._threads = settings.number_threads
+        self._inplace = self._inplace or settings.enable_inplace
+        self._tensorrt = self._tensorrt or settings.use_tensorrt
 
     def share_weights_with(self, src_network: "LiteNetwork") -> None:
         """Load the same model as ``src_network``, sharing its weights and compiled sessions (no copy)."""

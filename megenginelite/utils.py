@@ -10,7 +10,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from .struct import LiteDataType, LiteDeviceType, LiteLayout, to_lite_dtype
-from .tensor import HostMemory, LiteTensor, TensorImpl, _address_of
+from .runtime.memory import HostMemory, TensorImpl, address_of
+from .tensor import LiteTensor
 
 __all__ = ["TensorBatchCollector"]
 
@@ -148,7 +149,7 @@ class TensorBatchCollector:
             f"when input data is ctypes, the length of input data or layout must set: length {length} must be the "
             f"byte size of one batch ({nbytes})"
         )
-        address, buffer = _address_of(data)
+        address, buffer = address_of(data)
         if buffer is None:
             buffer = HostMemory.from_address(address, nbytes).buffer
         assert buffer.nbytes >= nbytes, "the memory given to collect_by_ctypes is smaller than one batch."

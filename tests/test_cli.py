@@ -135,6 +135,16 @@ def test_not_a_model_exits_1(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- info
 
+def test_info_sees_through_a_packed_model():
+    """info reads a packed model's inner model, as run does (one load pipeline): the recorded real load of this
+    AES-packed file gives the same inputs and outputs as the plain two_in_two_out."""
+    real = json.loads((FIXTURES / "crypto" / "manifest.json").read_text())
+    real = next(e["real"] for e in real if e["name"] == "two_in_two_out.packed_aes.lite")
+    info = json.loads(cli("info", FIXTURES / "crypto" / "two_in_two_out.packed_aes.lite", "--json").stdout)
+    assert {io["name"]: io["shape"] for io in info["inputs"]} == real["input_layouts"]
+    assert {io["name"]: io["shape"] for io in info["outputs"]} == real["output_shapes"]
+
+
 def test_info_json_describes_shufflenet():
     fx = entry("shufflenet_v2")
     info = json.loads(cli("info", model_path(fx), "--json").stdout)

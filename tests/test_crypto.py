@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import lite_pack
 
 from megenginelite import crypto, packed
 from megenginelite.errors import LiteError, ModelFormatError
@@ -538,8 +539,8 @@ def test_pack_unpack_round_trip_all_ciphers():
     inner = packed.unpack(model).model
     info = {"valid": True, "name": "n", "version": "1.13.0", "extra_info": {"k": "v"}}
     for method in ("NONE", "AES_default", "RC4_default", "SIMPLE_FAST_RC4_default"):
-        blob = packed.pack(inner, name="n", info=info, model_decryption_method=method,
-                           info_decryption_method=method, encrypt=True, algo_policy=b"\0\0\0\0")
+        blob = lite_pack().pack(inner, name="n", info=info, model_decryption_method=method,
+                                info_decryption_method=method, encrypt=True, algo_policy=b"\0\0\0\0")
         pm = packed.unpack(blob)
         assert pm.model[:len(inner)] == inner and pm.info.extra_info == '{"k":"v"}'
 
@@ -566,3 +567,40 @@ def _empty_pack_model() -> bytes:
     buf = st.pack("<I", root_pos) + b"\0\0" + vt
     table = st.pack("<iI", root_pos - 6, 4)   # models vector right after the table (8 + 4 - 4 = offset 4)
     return buf + table + st.pack("<I", 0)
+
+
+# ------------------------------------------------------------------------------------------ the load pipeline
+
+
+def test_open_model_returns_packed_settings_as_a_value(rebuilt_cases):
+    """open_model leaves the caller's config and IO alone and returns what the packed info asks for
+    (the recorded real loads of these files show 3 threads + inplace, and [3, 8] inputs)."""
+    from megenginelite.model_file import open_model
+    config, io = LiteConfig(), LiteNetworkIO()
+    opened = open_model(rebuilt_cases["two_in_two_out.packed_inplace.lite"]["data"], "x.lite", config, io)
+    real = BY_NAME["two_in_two_out.packed_inplace.lite"]["real"]
+    assert opened.settings.number_threads == real["threads_number"] and opened.settings.enable_inplace
+    assert opened.record is not None and opened.plain[:4] != b"pack"
+    opened = open_model((CRYPTO / "two_in_two_out.packed_batch3.lite").read_bytes(), "x.lite", config, io)
+    shapes = {i.name: list(i.config_layout.shapes)[:2] for i in opened.settings.network_io.inputs}
+    assert shapes == BY_NAME["two_in_two_out.packed_batch3.lite"]["real"]["input_layouts"]
+    assert io.inputs == [] and config.has_compression == 0 and opened.settings.config is not config
+    disabled = open_model((CRYPTO / "two_in_two_out.packed_batch3.lite").read_bytes(), "x.lite", config, io,
+                          disable_configure=True)
+    assert disabled.settings.config is None and disabled.settings.network_io is None
+
+
+@pytest.mark.parametrize("name,cryption", [("resnet18_small.packed_rc4.lite", None),
+                                           ("two_in_two_out.packed_aes.lite", None),
+                                           ("resnet18_small.rc4.mge", "RC4_default"),
+                                           ("resnet18_small.aes.mge", "AES_default")])
+def test_get_model_io_info_does_not_unwrap(name, cryption):
+    """Real Lite 1.13's get_model_io_info reads the file as a plain model: on these packed and encrypted
+    fixtures it raises "invalid model format" even with bare_model_cryption_name set (checked against
+    the real megenginelite when this test was written); LiteNetwork.load opens the same files."""
+    import megenginelite as lite
+    config = LiteConfig()
+    if cryption:
+        config.bare_model_cryption_name = cryption
+    with pytest.raises(ModelFormatError):
+        lite.get_model_io_info(str(CRYPTO / name), config)

@@ -20,9 +20,10 @@ from conftest import BY_NAME, model_path, reference
 from megenginelite import *  # noqa: F401,F403  (as user code does)
 from megenginelite.errors import DeviceError
 from megenginelite.runtime import device as dev
-from megenginelite.runtime.device import CudaBackend, DeviceMemory, DeviceView, HostEmulatedBackend, use_backend
+from megenginelite.runtime.device import CudaBackend, HostEmulatedBackend, use_backend
+from megenginelite.runtime.memory import DeviceMemory, DeviceView
 from megenginelite.runtime.session import _bind
-from megenginelite.tensor import HostMemory
+from megenginelite.runtime.memory import HostMemory
 
 CUDA = LiteDeviceType.LITE_CUDA
 CPU = LiteDeviceType.LITE_CPU

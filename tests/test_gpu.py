@@ -19,7 +19,8 @@ import pytest
 from conftest import BY_NAME, model_path, reference, unordered_rows
 from megenginelite import *  # noqa: F401,F403  (as user code does)
 from megenginelite.errors import DeviceError
-from megenginelite.runtime.device import CudaBackend, DeviceMemory, tensorrt_unavailable_reason, use_backend
+from megenginelite.runtime.device import CudaBackend, tensorrt_unavailable_reason, use_backend
+from megenginelite.runtime.memory import DeviceMemory
 from test_device import _gpu_available, quick_start_program
 from test_dynamic_shapes import DYNAMIC_CASES, DYNAMIC_MANIFEST, check_run_time_case
 from test_models import _params, run_network as forward

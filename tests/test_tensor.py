@@ -9,13 +9,8 @@ import pytest
 
 from megenginelite.errors import DeviceError, LiteArgumentError, LiteError, UnsupportedDTypeError
 from megenginelite.struct import LiteDataType, LiteDeviceType, LiteLayout
-from megenginelite.tensor import (
-    LiteTensor,
-    LiteTensorConcat,
-    TensorImpl,
-    cuda_device_count,
-    lite_dtype_2_numpy,
-)
+from megenginelite.runtime.memory import TensorImpl
+from megenginelite.tensor import LiteTensor, LiteTensorConcat, cuda_device_count, lite_dtype_2_numpy
 
 CPU = LiteDeviceType.LITE_CPU
 

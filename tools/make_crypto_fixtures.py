@@ -14,7 +14,7 @@ and ``ModelPacker`` live only in the source tree), so the files are made here:
   checked to be identical.
 * RC4_default / SIMPLE_FAST_RC4_default: ``crypto.rc4_encrypt`` / ``sfrc4_encrypt`` (deterministic; they match
   the original's ``rc4_encryptor`` byte for byte, see tests/test_crypto.py).
-* packed models: ``packed.pack`` (the original's FlatBuffers layout).
+* packed models: ``tools/lite_pack.py`` (the original's FlatBuffers layout).
 
 For each case the real library loads the file (in its own process: keys are process-global), runs the reference
 inputs of the plain model and reports the error or the output difference, the input layouts, the thread count
@@ -37,7 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from megenginelite import crypto, packed  # noqa: E402
+from megenginelite import crypto  # noqa: E402
+from tools.lite_pack import pack  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
 OUT = FIXTURES / "crypto"
@@ -258,7 +259,7 @@ def build_cases(cache_blob: bytes | None) -> list[dict]:
         model_enc = encrypt(kw.get("model_decryption_method"), model_bytes)
         if kw.get("info") is not None:
             kw = {**kw, "info": encrypt(kw.get("info_decryption_method"), kw["info"])}
-        blob = packed.pack(model_enc, **kw)
+        blob = pack(model_enc, **kw)
         recipe = {k: (v if not isinstance(v, bytes) else {"hex": v.hex()} if len(v) <= 64 else {"len": len(v)})
                   for k, v in kw.items()}
         cases.append({"name": fname, "file": fname, "data": blob, "model": model_name, "cipher": "packed",

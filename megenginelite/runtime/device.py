@@ -1,4 +1,5 @@
-"""Device memory for LITE_CUDA tensors, behind one small interface.
+"""The device backends LITE_CUDA memory runs on, behind one small interface (the memory objects themselves,
+``DeviceMemory`` / ``DeviceView`` / pinned host buffers, are in ``runtime/memory.py``).
 
 * ``DeviceBackend`` - what the tensor code needs from a device: ``malloc`` / ``free``, the three ``memcpy``
   directions, ``memset``, ``device_count`` and ``synchronize``.  Pointers are plain ints.
@@ -26,16 +27,14 @@ import ctypes
 import os
 import sys
 import threading
-import weakref
-from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..errors import DeviceError
 
-__all__ = ["DeviceBackend", "CudaBackend", "HostEmulatedBackend", "DeviceMemory", "DeviceView", "backend",
-           "use_backend", "copy_bytes", "pinned_host_buffer", "tensorrt_unavailable_reason", "EMULATE_ENV"]
+__all__ = ["DeviceBackend", "CudaBackend", "HostEmulatedBackend", "backend", "use_backend", "device_count",
+           "check_device", "tensorrt_unavailable_reason", "EMULATE_ENV"]
 
 EMULATE_ENV = "MEGENGINELITE_EMULATE_CUDA"
 
@@ -469,178 +468,3 @@ def tensorrt_unavailable_reason() -> str:
         except OSError:
             continue
     return f"the TensorRT library is not installed ({' or '.join(names)} not found)"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# memory
-
-
-class _PinnedBlock:
-    """Page-locked host memory as numpy sees it (``__array_interface__``); freed when the last view goes."""
-
-    def __init__(self, be: "CudaBackend", nbytes: int) -> None:
-        ptr = be.host_alloc(nbytes)
-        self.__array_interface__ = {"shape": (nbytes,), "typestr": "|u1", "data": (ptr, False), "version": 3}
-        weakref.finalize(self, _free_quietly, be, ptr, -1)
-
-
-def pinned_host_buffer(nbytes: int) -> np.ndarray | None:
-    """``nbytes`` of zeroed page-locked host memory as a uint8 array, or None when the active backend is not the
-    CUDA runtime or cannot give it (the caller then uses ordinary host memory, which works the same, slower)."""
-    be = backend()
-    if not isinstance(be, CudaBackend) or not nbytes or be.device_count() == 0:
-        return None
-    try:
-        buffer = np.asarray(_PinnedBlock(be, nbytes))
-    except DeviceError:
-        return None
-    buffer.fill(0)
-    return buffer
-
-
-class DeviceMemory:
-    """A block of device memory: the memory interface of ``TensorImpl`` (``nbytes``, ``ptr()``, ``is_host``).
-
-    There is no numpy ``buffer``: host code reads and writes it only through ``read`` / ``write`` (copies).
-    Memory from ``allocate`` is freed when the object is collected; borrowed memory (``from_address``) is not.
-    """
-
-    is_host = False
-
-    def __init__(self, backend_: DeviceBackend, ptr: int, nbytes: int, device_id: int = 0, owner: Any = None,
-                 borrowed: bool = False) -> None:
-        self.backend = backend_
-        self._ptr = int(ptr)
-        self._nbytes = int(nbytes)
-        self.device_id = int(device_id)
-        self.owner = owner
-        self.borrowed = borrowed
-        self._finalizer = None
-        if not borrowed and self._ptr:
-            self._finalizer = weakref.finalize(self, _free_quietly, backend_, self._ptr, self.device_id)
-            self._finalizer.atexit = False  # the runtime may be gone at exit; the process frees everything anyway
-
-    @classmethod
-    def allocate(cls, nbytes: int, device_id: int = 0, backend_: DeviceBackend | None = None) -> "DeviceMemory":
-        be = backend_ if backend_ is not None else backend()
-        ptr = be.malloc(int(nbytes), int(device_id)) if nbytes else 0
-        return cls(be, ptr, nbytes, device_id)
-
-    @classmethod
-    def from_address(cls, address: int, nbytes: int, device_id: int = 0, owner: Any = None,
-                     backend_: DeviceBackend | None = None) -> "DeviceMemory":
-        """``nbytes`` of the caller's device memory at ``address`` (not freed here; ``owner`` is kept alive)."""
-        if nbytes and not address:
-            raise DeviceError("The ptr pass to LITE api is null")
-        be = backend_ if backend_ is not None else backend()
-        return cls(be, address, nbytes, device_id, owner=owner, borrowed=True)
-
-    @property
-    def nbytes(self) -> int:
-        return self._nbytes
-
-    def ptr(self) -> int:
-        return self._ptr
-
-    @property
-    def buffer(self) -> np.ndarray:
-        raise DeviceError("device memory has no host buffer: copy it to host first (to_numpy, copy_from)")
-
-    @property
-    def ort_device(self) -> str:
-        return self.backend.ort_device
-
-    @property
-    def ort_device_id(self) -> int:
-        return self.device_id if self.backend.ort_device != "cpu" else 0
-
-    def _range(self, offset: int, n: int) -> None:
-        if offset < 0 or n < 0 or offset + n > self._nbytes:
-            raise DeviceError(f"device memory access [{offset}, {offset + n}) outside its {self._nbytes} bytes")
-
-    def read(self, offset: int, host_ptr: int, n: int) -> None:
-        """Copy ``n`` bytes at ``offset`` to host memory at ``host_ptr``."""
-        self._range(offset, n)
-        if n:
-            self.backend.memcpy_d2h(host_ptr, self._ptr + offset, n, self.device_id)
-
-    def write(self, offset: int, host_ptr: int, n: int) -> None:
-        """Copy ``n`` bytes from host memory at ``host_ptr`` to ``offset``."""
-        self._range(offset, n)
-        if n:
-            self.backend.memcpy_h2d(self._ptr + offset, host_ptr, n, self.device_id)
-
-    def fill(self, offset: int, value: int, n: int) -> None:
-        self._range(offset, n)
-        if n:
-            self.backend.memset(self._ptr + offset, value, n, self.device_id)
-
-    def synchronize(self) -> None:
-        self.backend.synchronize(self.device_id)
-
-    def __repr__(self) -> str:
-        return (f"DeviceMemory(0x{self._ptr:x}, {self._nbytes} bytes, {self.backend.ort_device}{self.device_id}"
-                f"{', borrowed' if self.borrowed else ''})")
-
-
-def _free_quietly(be: DeviceBackend, ptr: int, device: int) -> None:
-    """Free device memory (``device`` -1: pinned host memory of a CudaBackend), ignoring errors at teardown."""
-    try:
-        be.host_free(ptr) if device < 0 else be.free(ptr, device)  # type: ignore[attr-defined]
-    except Exception:  # pragma: no cover - freeing during teardown
-        pass
-
-
-def copy_bytes(dst: Any, dst_offset: int, src: Any, src_offset: int, n: int) -> None:
-    """Copy ``n`` bytes between two memories (host or device, in any combination), by raw pointers."""
-    if n <= 0:
-        return
-    d = dst.ptr() + dst_offset
-    s = src.ptr() + src_offset
-    if dst.is_host and src.is_host:
-        ctypes.memmove(d, s, n)
-    elif dst.is_host:
-        src.read(src_offset, d, n)
-    elif src.is_host:
-        dst.write(dst_offset, s, n)
-    else:
-        if dst.backend is not src.backend:
-            raise DeviceError("cannot copy between device memories of two different backends")
-        dst._range(dst_offset, n)
-        src._range(src_offset, n)
-        dst.backend.memcpy_d2d(d, s, n, dst.device_id)
-
-
-@dataclass(frozen=True)
-class DeviceView:
-    """A tensor in device memory as ``Plan.run`` binds it: pointer, shape, dtype and ONNX Runtime device."""
-
-    memory: DeviceMemory
-    offset: int
-    shape: tuple[int, ...]
-    dtype: np.dtype
-
-    @property
-    def ptr(self) -> int:
-        return self.memory.ptr() + self.offset
-
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
-
-    @property
-    def ort_device(self) -> str:
-        return self.memory.ort_device
-
-    @property
-    def ort_device_id(self) -> int:
-        return self.memory.ort_device_id
-
-    def synchronize(self) -> None:
-        self.memory.synchronize()
-
-    def to_numpy(self) -> np.ndarray:
-        """A host copy of the contents."""
-        out = np.empty(self.shape, self.dtype)
-        self.memory.read(self.offset, out.ctypes.data, out.nbytes)
-        return out

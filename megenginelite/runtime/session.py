@@ -22,7 +22,7 @@ from ..graph.passes import optimize
 from ..lower import to_onnx_bytes, to_onnx_external
 from ..lower.builder import owner_op, rejection_error
 from .cache import SAVED_LEVEL, active_cache, cache_key
-from .device import DeviceMemory, DeviceView
+from .memory import DeviceMemory, DeviceView
 
 
 logger = logging.getLogger("megenginelite")
@@ -315,10 +315,7 @@ class CompiledModel:
     def plan(self, shapes: dict[str, tuple[int, ...]] | None = None,
              dtypes: dict[str, np.dtype] | None = None) -> Plan:
         """The plan for these input shapes/dtypes (the file's own when not given); compiled once, then cached."""
-        shapes = shapes or {}
-        dtypes = dtypes or {}
-        key = tuple((s.name, tuple(shapes.get(s.name, s.shape)), np.dtype(dtypes.get(s.name, s.dtype.np_dtype)).str)
-                    for s in self.input_specs)
+        key = self._shape_key(shapes or {}, dtypes or {})
         with self._lock:
             plan = self._plans.get(key)
             if plan is None:
@@ -328,14 +325,28 @@ class CompiledModel:
     def compile(self, shapes: dict[str, tuple[int, ...]], dtypes: dict[str, np.dtype],
                 config: SessionConfig) -> Plan:
         """A fresh, uncached plan with its own session configuration (profiling, exposed vars)."""
-        key = tuple((s.name, tuple(shapes.get(s.name, s.shape)), np.dtype(dtypes.get(s.name, s.dtype.np_dtype)).str)
-                    for s in self.input_specs)
-        return self._compile(key, config)
+        return self._compile(self._shape_key(shapes, dtypes), config)
+
+    def _shape_key(self, shapes: dict[str, tuple[int, ...]], dtypes: dict[str, np.dtype]) -> ShapeKey:
+        """(name, shape, dtype) of every input, the given ones over the file's own: what a plan is compiled for."""
+        return tuple((s.name, tuple(shapes.get(s.name, s.shape)), np.dtype(dtypes.get(s.name, s.dtype.np_dtype)).str)
+                     for s in self.input_specs)
 
     def _compile(self, key: ShapeKey, config: SessionConfig | None = None) -> Plan:
+        """The pipeline: build -> infer -> optimize -> lower (or take from the cache) -> session."""
         config = config or self.config
         start = time.perf_counter()
         graph = build_graph(self.record)
+        infer_graph(graph, {name: shape for name, shape, _ in key}, self._input_dtypes(key))
+        if config.rewrites:
+            # channel padding suits the CPU provider's NCHWc kernels only: on a GPU it would add work
+            optimize(graph, pad_channels=not config.expose_vars and config.providers[0] == "CPUExecutionProvider")
+        options = config.session_options()
+        onnx_bytes, node_types, keepalive = self._lowered(graph, key, config, options)
+        return self._session_plan(graph, onnx_bytes, node_types, keepalive, config, options, start)
+
+    def _input_dtypes(self, key: ShapeKey) -> dict[str, DType]:
+        """The declared dtype of every input; a key asking for another one is refused."""
         input_dtypes = {}
         for (name, _, dt), spec in zip(key, self.input_specs):
             if np.dtype(dt) != spec.dtype.np_dtype:
@@ -343,14 +354,15 @@ class CompiledModel:
                 raise InvalidInputError(f"{self.source}: dtype mismatch: get={got} expect={spec.dtype.name} "
                                         f"(input {name!r} expects {spec.dtype.np_dtype}, got {np.dtype(dt)})")
             input_dtypes[name] = spec.dtype
-        infer_graph(graph, {name: shape for name, shape, _ in key}, input_dtypes)
-        if config.rewrites:
-            # channel padding suits the CPU provider's NCHWc kernels only: on a GPU it would add work
-            optimize(graph, pad_channels=not config.expose_vars and config.providers[0] == "CPUExecutionProvider")
+        return input_dtypes
+
+    def _lowered(self, graph: Graph, key: ShapeKey, config: SessionConfig,
+                 options: ort.SessionOptions) -> tuple[bytes, frozenset[str] | None, list]:
+        """(ONNX bytes, node types (None when taken from the cache), arrays to keep alive): from the on-disk cache
+        when one is active, else lowered, with the weights handed to ``options`` as external initializers."""
         cache = active_cache() if self._model_bytes is not None and not config.expose_vars else None
         entry = cache_key(self.digest, key, config.optimization, config.rewrites) if cache is not None else None
         onnx_bytes = cache.get(entry) if cache is not None else None
-        options = config.session_options()
         keepalive: list = []
         node_types: frozenset[str] | None = None  # unknown for a cached model
         try:  # onnxruntime raises its own exception types
@@ -368,6 +380,11 @@ class CompiledModel:
             raise
         except Exception as exc:
             raise rejection_error(graph, self.source, exc) from exc
+        return onnx_bytes, node_types, keepalive
+
+    def _session_plan(self, graph: Graph, onnx_bytes: bytes, node_types: frozenset[str] | None, keepalive: list,
+                      config: SessionConfig, options: ort.SessionOptions, start: float) -> Plan:
+        """The ONNX Runtime session (replaying a CUDA graph when that is safe) and the plan around it."""
         outputs = [TensorSpec(name, tuple(var.shape), var.dtype) for name, var in graph.outputs]
         inputs = [TensorSpec(v.name, tuple(v.shape), v.dtype) for v in graph.inputs]
         if config.cuda_graph and (config.expose_vars or not all(is_static(spec.shape) for spec in outputs)
