@@ -23,7 +23,7 @@ import math
 import operator
 import weakref
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence, Union
+from typing import Any, Callable, Iterable, Sequence, Union
 
 import numpy as np
 
@@ -43,7 +43,7 @@ class _PinnedBlock:
     def __init__(self, be: "CudaBackend", nbytes: int) -> None:
         ptr = be.host_alloc(nbytes)
         self.__array_interface__ = {"shape": (nbytes,), "typestr": "|u1", "data": (ptr, False), "version": 3}
-        weakref.finalize(self, _free_quietly, be, ptr, -1)
+        weakref.finalize(self, _free_quietly, be.host_free, ptr).atexit = False  # as DeviceMemory's, below
 
 
 def pinned_host_buffer(nbytes: int) -> np.ndarray | None:
@@ -79,7 +79,7 @@ class DeviceMemory:
         self.borrowed = borrowed
         self._finalizer = None
         if not borrowed and self._ptr:
-            self._finalizer = weakref.finalize(self, _free_quietly, backend_, self._ptr, self.device_id)
+            self._finalizer = weakref.finalize(self, _free_quietly, backend_.free, self._ptr, self.device_id)
             self._finalizer.atexit = False  # the runtime may be gone at exit; the process frees everything anyway
 
     @classmethod
@@ -145,10 +145,10 @@ class DeviceMemory:
                 f"{', borrowed' if self.borrowed else ''})")
 
 
-def _free_quietly(be: DeviceBackend, ptr: int, device: int) -> None:
-    """Free device memory (``device`` -1: pinned host memory of a CudaBackend), ignoring errors at teardown."""
+def _free_quietly(free: Callable[..., None], *args: int) -> None:
+    """Call a backend's ``free`` / ``host_free``, ignoring errors at teardown."""
     try:
-        be.host_free(ptr) if device < 0 else be.free(ptr, device)  # type: ignore[attr-defined]
+        free(*args)
     except Exception:  # pragma: no cover - freeing during teardown
         pass
 

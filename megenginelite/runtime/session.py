@@ -193,15 +193,15 @@ class Plan:
 # memory and the kernel faults; seen on an H200, which then needs a new process), NonMaxSuppression, NonZero,
 # Compress, TopK (results sized or copied through the host). A model with any other node runs without a graph.
 GRAPH_SAFE_NODES = frozenset(f":{t}" for t in (
-    "Abs", "Acos", "Acosh", "Add", "And", "Asin", "Asinh", "Atan", "Atanh", "BitShift", "Cosh", "IsInf", "IsNaN", "LRN",
-    "Sinh", "Tan", "ArgMax", "ArgMin", "AveragePool", "BatchNormalization", "Cast", "Ceil", "Clip", "Concat",
-    "Conv", "ConvTranspose", "Cos", "Div", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Floor",
-    "Gather", "GatherElements", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Greater", "GreaterOrEqual",
-    "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LayerNormalization", "LeakyRelu", "Less",
-    "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mod", "Mul", "Neg", "Not", "Or",
-    "Pad", "Pow", "PRelu", "Reciprocal", "ReduceL2", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd",
-    "ReduceSum", "ReduceSumSquare", "Relu", "Reshape", "Resize", "Round", "Selu", "Sigmoid", "Sign", "Sin",
-    "Slice", "Softmax", "Softplus", "Split", "Sqrt", "Squeeze", "Sub", "Sum", "Tanh", "Tile", "Transpose",
+    "Abs", "Acos", "Acosh", "Add", "And", "ArgMax", "ArgMin", "Asin", "Asinh", "Atan", "Atanh", "AveragePool",
+    "BatchNormalization", "BitShift", "Cast", "Ceil", "Clip", "Concat", "Conv", "ConvTranspose", "Cos", "Cosh",
+    "Div", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Floor", "Gather", "GatherElements", "Gemm",
+    "GlobalAveragePool", "GlobalMaxPool", "Greater", "GreaterOrEqual", "HardSigmoid", "HardSwish", "Identity",
+    "InstanceNormalization", "IsInf", "IsNaN", "LayerNormalization", "LeakyRelu", "Less", "LessOrEqual", "Log",
+    "LogSoftmax", "LRN", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mod", "Mul", "Neg", "Not", "Or", "Pad", "Pow",
+    "PRelu", "Reciprocal", "ReduceL2", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum",
+    "ReduceSumSquare", "Relu", "Reshape", "Resize", "Round", "Selu", "Sigmoid", "Sign", "Sin", "Sinh", "Slice",
+    "Softmax", "Softplus", "Split", "Sqrt", "Squeeze", "Sub", "Sum", "Tan", "Tanh", "Tile", "Transpose",
     "Unsqueeze", "Where", "Xor"))
 
 
@@ -227,7 +227,6 @@ class CudaGraphIO:
 
     def __init__(self, session: ort.InferenceSession, inputs: list[TensorSpec], outputs: list[TensorSpec],
                  onnx_outputs: list[str], device_id: int):
-        self.device_id = device_id
         self.inputs = [(spec.name, DeviceMemory.allocate(_nbytes(spec), device_id)) for spec in inputs]
         self.outputs = [(spec.name, DeviceMemory.allocate(_nbytes(spec), device_id)) for spec in outputs]
         self.binding = session.io_binding()
