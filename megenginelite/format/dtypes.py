@@ -73,6 +73,7 @@ def is_8bit_quantized(dtype: DType) -> bool:
 FLOAT32 = DType("Float32", np.dtype(np.float32))
 INT32 = DType("Int32", np.dtype(np.int32))
 BOOL = DType("Bool", np.dtype(np.bool_))
+BYTE = DType("Byte", np.dtype(np.uint8))  # the empty workspace outputs of some operators
 
 # BFloat16 inside the graph IR.  Files store BFloat16 tensors as their raw uint16 bits (``DTYPE_ENUM`` above, what
 # the format readers decode); numpy has no bfloat16, so the graph carries BFloat16 values as float32 numbers that

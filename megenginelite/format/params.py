@@ -11,82 +11,37 @@ from .flatbuf import Buffer, Table
 
 INT_MAX = 2**31 - 1
 
-_CONV_SPATIAL = [("pad_h", "u32", 0), ("pad_w", "u32", 0), ("stride_h", "u32", 1), ("stride_w", "u32", 1),
-                 ("dilate_h", "u32", 1), ("dilate_w", "u32", 1)]
+# union id -> (table name, [(field, kind, default)]) in slot order. The operator modules (``megenginelite.ops``)
+# register the tables of their operators with ``param_table``; the tables several families share are here.
+PARAM_TABLES: dict[int, tuple[str, list[tuple[str, str, object]]]] = {}
+# The param union member each operator kind is written with (type names without their "V<n>" suffix). A file whose
+# operator carries another member is corrupted (MegEngine's loader would fail in ``read_param`` as well).
+EXPECTED_PARAM: dict[str, int] = {}
 
-# union id -> (table name, [(field, kind, default)]) in slot order
-PARAM_TABLES: dict[int, tuple[str, list[tuple[str, str, object]]]] = {
-    1: ("Empty", []),
-    2: ("Axis", [("axis", "i32", 0)]),
-    3: ("Convolution", [("mode", "u32", 0), *_CONV_SPATIAL, ("sparse", "u32", 0), ("format", "u32", 0),
-                        ("compute_mode", "u32", 0)]),
-    6: ("ConvBias", [("nonlineMode", "u32", 0), ("mode", "u32", 0), ("sparse", "u32", 0), ("format", "u32", 0),
-                     *_CONV_SPATIAL, ("compute_mode", "u32", 0)]),
-    8: ("Images2Neibs", [*_CONV_SPATIAL, ("window_h", "u32", 3), ("window_w", "u32", 3)]),
-    9: ("Pooling", [("mode", "u32", 0), ("pad_h", "u32", 0), ("pad_w", "u32", 0), ("stride_h", "u32", 2),
-                    ("stride_w", "u32", 2), ("window_h", "u32", 2), ("window_w", "u32", 2), ("format", "u32", 0)]),
-    10: ("LRN", [("n", "u32", 5), ("k", "f32", 2.0), ("alpha", "f32", 1e-4), ("beta", "f32", 0.75)]),
-    11: ("BN", [("param_dim", "u32", 0), ("fwd_mode", "u32", 0), ("epsilon", "f64", 1e-4),
-                ("avg_factor", "f64", 1.0), ("scale", "f32", 1.0), ("bias", "f32", 0.0)]),
-    12: ("ROIPooling", [("mode", "u32", 0), ("scale", "f32", 1.0)]),
-    13: ("WarpPerspective", [("imode", "u32", 1), ("bmode", "u32", 0), ("format", "u32", 0),
-                             ("border_val", "f32", 0.0)]),
-    17: ("Elemwise", [("mode", "u32", 0)]),
-    18: ("ElemwiseMultiType", [("mode", "u32", 0)]),
-    19: ("PowC", [("exp", "f32", 0.0)]),
-    20: ("MatrixMul", [("transposeA", "bool", False), ("transposeB", "bool", False), ("compute_mode", "u32", 0),
-                       ("format", "u32", 0)]),
-    22: ("SVD", [("full_matrices", "bool", False), ("compute_uv", "bool", True)]),
-    23: ("Reduce", [("mode", "u32", 0), ("axis", "i32", INT_MAX), ("data_type", "u32", 0)]),
-    24: ("Cumsum", [("axis", "i32", INT_MAX), ("exclusive", "bool", True), ("reverse", "bool", False)]),
-    25: ("CondTake", [("mode", "u32", 0), ("val", "f32", 0.0), ("eps", "f32", 1e-6)]),
-    26: ("Argsort", [("order", "u32", 0)]),
-    29: ("Linspace", [("endpoint", "bool", True)]),
-    37: ("CvtColor", [("mode", "u32", 0)]),
-    38: ("WarpAffine", [("imode", "u32", 1), ("border_mode", "u32", 0), ("border_val", "f32", 0.0),
-                        ("format", "u32", 1)]),
-    40: ("Resize", [("imode", "u32", 1), ("format", "u32", 1)]),
-    41: ("Convolution3D", [("mode", "u32", 0), *[(f"pad_{d}", "u32", 0) for d in "dhw"],
-                           *[(f"stride_{d}", "u32", 1) for d in "dhw"], *[(f"dilate_{d}", "u32", 1) for d in "dhw"],
-                           ("sparse", "u32", 0), ("data_type", "u32", 0), ("format", "u32", 0)]),
-    44: ("TopK", [("mode", "u32", 0)]),
-    45: ("RelayoutFormat", [("mode", "u32", 0), ("oc", "u32", 0), ("group", "u32", 1)]),
-    48: ("ROIAlign", [("mode", "u32", 0), ("format", "u32", 0), ("spatial_scale", "f32", 1.0), ("offset", "f32", 0.0),
-                      ("pooled_height", "u32", 1), ("pooled_width", "u32", 1), ("sample_height", "u32", 2),
-                      ("sample_width", "u32", 2)]),
-    54: ("OptionalAxisV1", [("axis", "i32", 7)]),
-    55: ("ExecutionPolicy", [("strategy", "u32", 1), ("workspace_limit", "u64", 2**64 - 1)]),
-    63: ("Host2DeviceCopy", [("enable_value_infer", "bool", True), ("dump_default_value", "bool", False),
-                             ("allow_cpu_mem_fwd", "bool", True)]),
-    64: ("Dimshuffle", [("pattern", "i32[]", ()), ("ndim", "u32", 0)]),
-    65: ("AxisAddRemove", [("desc", "axisdesc[]", ())]),
-    66: ("IndexDescMaskDump", [("items", "indexdesc[]", ())]),
-    67: ("DType", [("dtype", "dtype", None)]),
-    68: ("Remap", [("imode", "u32", 1), ("border_type", "u32", 0), ("format", "u32", 1), ("scalar", "f32", 0.0)]),
-    69: ("NMSKeep", [("iou_thresh", "f32", 0.0), ("max_output", "u32", 0)]),
-    70: ("AdaptivePooling", [("mode", "u32", 0), ("format", "u32", 0)]),
-    75: ("Correlation", [("format", "u32", 0), ("kernel_size", "u32", 1), ("max_displacement", "u32", 1),
-                         ("stride1", "u32", 1), ("stride2", "u32", 1), ("pad_size", "u32", 0),
-                         ("is_multiply", "bool", True)]),
-    82: ("Padding", [*[(f"front_offset_dim{i}", "u32", 0) for i in range(7)],
-                     *[(f"back_offset_dim{i}", "u32", 0) for i in range(7)],
-                     ("padding_val", "f32", 0.0), ("padding_mode", "u32", 2)]),
-    85: ("LayerNorm", [("affine", "bool", True), ("eps", "f32", 1e-5), ("normalized_dim", "u64", 1),
-                      ("normalized_size", "u64", 1)]),
-    89: ("LSTM", [("num_layers", "u32", 1), ("bidirectional", "bool", False), ("bias", "bool", True),
-                  ("hidden_size", "u32", 128), ("proj_size", "u32", 0), ("dropout", "f32", 0.0), ("fwd_mode", "u32", 0)]),
-    90: ("Softmax", [("axis", "i32", -1)]),
-    91: ("Diag", [("k", "i32", 0)]),
-    92: ("GroupNorm", [("affine", "bool", True), ("eps", "f32", 1e-5), ("group", "u32", 1), ("format", "u32", 0)]),
-    94: ("GeneralNorm", [("affine", "bool", True), ("eps", "f32", 1e-5), ("axis_start", "u64", 0), ("axis_end", "u64", 0)]),
-    95: ("MultiHeadAttn", [("num_heads", "u32", 1), *[(f, "u32", 0) for f in ("embeding_size", "k_size", "v_size",
-                           "qproj_size", "kproj_size", "vproj_size", "oproj_size")],
-                           *[(f, "bool", False) for f in ("qbias", "kbias", "vbias", "obias")], ("sm_scaler", "f32", 1.0),
-                           ("input_order", "u32", 0), ("attn_mask_type", "u32", 0), ("tensor_combination_type", "u32", 0),
-                           ("add_zero_attn", "bool", False), ("need_weights", "bool", False), ("reslink", "bool", False),
-                           ("training", "bool", True), ("seed", "u64", 0), ("attn_prob", "f32", 0.0),
-                           ("out_prob", "f32", 0.0)]),
-}
+
+def param_table(union_id: int, name: str, fields: list[tuple[str, str, object]], *kinds: str) -> None:
+    """Register how to decode one param union member, and the operator kinds written with it."""
+    if union_id in PARAM_TABLES:
+        raise ValueError(f"two param tables for union id {union_id}")
+    PARAM_TABLES[union_id] = (name, fields)
+    expect_param(union_id, *kinds)
+
+
+def expect_param(union_id: int, *kinds: str) -> None:
+    """Declare that operators of these kinds are written with param union member ``union_id``."""
+    for kind in kinds:
+        if kind in EXPECTED_PARAM:
+            raise ValueError(f"two param types for {kind}")
+        EXPECTED_PARAM[kind] = union_id
+
+
+param_table(1, "Empty", [])
+param_table(2, "Axis", [("axis", "i32", 0)])
+param_table(54, "OptionalAxisV1", [("axis", "i32", 7)])
+param_table(55, "ExecutionPolicy", [("strategy", "u32", 1), ("workspace_limit", "u64", 2**64 - 1)])
+param_table(63, "Host2DeviceCopy", [("enable_value_infer", "bool", True), ("dump_default_value", "bool", False),
+                                    ("allow_cpu_mem_fwd", "bool", True)], "Host2DeviceCopy")
+param_table(67, "DType", [("dtype", "dtype", None)])
 
 # Names of the union members we do not decode, for messages.
 OTHER_PARAM_NAMES = {
@@ -103,19 +58,6 @@ OTHER_PARAM_NAMES = {
     83: "ShuffleRNG", 84: "CheckNonFinite", 86: "Dropout", 87: "RNNCell", 88: "RNN",
     93: "Fill", 96: "Resize3D", 97: "Cross", 98: "ExponentialRNG",
     99: "MultinomialRNG",
-}
-
-
-# The param union member each operator kind is written with (type names without their "V<n>" suffix). A file whose
-# operator carries another member is corrupted (MegEngine's loader would fail in ``read_param`` as well).
-EXPECTED_PARAM: dict[str, int] = {
-    "Host2DeviceCopy": 63, "Elemwise": 17, "ElemwiseMultiType": 18, "PowC": 19, "TypeCvt": 67,
-    "Convolution": 3, "ConvolutionBackwardData": 3, "ConvBiasForward": 6, "Pooling": 9, "AdaptivePooling": 70,
-    "MatrixMul": 20, "BatchedMatrixMul": 20, "Reduce": 23, "Softmax": 90, "LayerNorm": 85, "GroupNorm": 92,
-    "InstanceNorm": 92, "BatchNorm": 11, "LRN": 10, "Concat": 2, "Split": 2, "Reshape": 54, "GetVarShape": 54,
-    "Dimshuffle": 64, "AxisAddRemove": 65, "Subtensor": 66, "IndexingMultiAxisVec": 66, "IndexingOneHot": 2,
-    "IndexingSetOneHot": 2, "Argmax": 2, "Argmin": 2, "TopK": 44, "Argsort": 26, "Cumsum": 24, "Resize": 40,
-    "WarpPerspective": 13, "Padding": 82,
 }
 
 

@@ -1,11 +1,11 @@
-"""Lowering layer: MegBrain graph IR -> ONNX model, one registered function per operator kind."""
+"""Lowering layer: MegBrain graph IR -> ONNX model, one registered function per operator kind (registered by
+``megenginelite.ops``)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from ..graph.ir import Graph
-from . import conv, elemwise, image, index, linalg, nn, norm, rnn, shape, vision  # noqa: F401  (register the lowerings)
 from .builder import LOWERINGS, OPSET, Builder, lowering
 
 if TYPE_CHECKING:

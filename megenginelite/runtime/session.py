@@ -21,6 +21,7 @@ from ..graph.dims import is_static
 from ..graph.passes import optimize
 from ..lower import to_onnx_bytes, to_onnx_external
 from ..lower.builder import owner_op, rejection_error
+from .. import ops  # noqa: F401  (registers every operator's param table, rules and lowering)
 from .cache import SAVED_LEVEL, active_cache, cache_key
 from .memory import DeviceMemory, DeviceView
 

@@ -13,7 +13,8 @@ from ..graph import Graph, build_graph, canonical_kind, infer_graph
 from ..graph.build import CONST_OPRS
 from ..graph.dims import format_dim, is_static
 from ..graph.elemwise_modes import mode_name
-from ..graph.infer_nn import conv_geometry, deconv_geometry, matmul_dims
+from ..ops.conv import conv_geometry, deconv_geometry
+from ..ops.linalg import matmul_dims
 from ..graph.input_order import original_input_order
 from ..graph.ir import live_ops
 

@@ -1,28 +1,152 @@
-"""Lowerings of the vision operators: CvtColor, Correlation, ROIPooling, ROIAlign and NMSKeep."""
+"""Vision operators: CvtColor, Correlation, ROIPooling, ROIAlign and NMSKeep.
+
+Each operator's param table, shape rule, fold rule and lowering (with the modes it declares) sit together.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import UnsupportedOperatorError
+from ..format.dtypes import INT32
+from ..format.params import param_table
 from ..graph.dims import Sym
-from ..graph.infer_vision import CVT_COLOR_MODES, correlation_geometry, cvt_color_mode, roi_out_size
+from ..graph.infer import const_ints, fail, shape_rule
 from ..graph.ir import Op
-from .builder import Builder, lowering
+from ..lower.builder import Builder, lowering
 from .elemwise import EMITTERS
+
+param_table(12, "ROIPooling", [("mode", "u32", 0), ("scale", "f32", 1.0)])
+param_table(37, "CvtColor", [("mode", "u32", 0)])
+param_table(48, "ROIAlign", [("mode", "u32", 0), ("format", "u32", 0), ("spatial_scale", "f32", 1.0),
+                             ("offset", "f32", 0.0), ("pooled_height", "u32", 1), ("pooled_width", "u32", 1),
+                             ("sample_height", "u32", 2), ("sample_width", "u32", 2)])
+param_table(69, "NMSKeep", [("iou_thresh", "f32", 0.0), ("max_output", "u32", 0)])
+param_table(75, "Correlation", [("format", "u32", 0), ("kernel_size", "u32", 1), ("max_displacement", "u32", 1),
+                                ("stride1", "u32", 1), ("stride2", "u32", 1), ("pad_size", "u32", 0),
+                                ("is_multiply", "bool", True)])
+
+
+# CvtColor modes on NHWC images: value -> (name, input channels, output channels)
+CVT_COLOR_MODES = {0: ("RGB2GRAY", 3, 1), 1: ("RGB2YUV", 3, 3), 2: ("YUV2RGB", 3, 3), 3: ("GRAY2RGB", 1, 3),
+                   4: ("RGBA2RGB", 4, 3), 5: ("RGBA2BGR", 4, 3), 6: ("RGBA2GRAY", 4, 1), 7: ("RGB2BGR", 3, 3),
+                   8: ("BGR2GRAY", 3, 1), 9: ("BGR2RGB", 3, 3)}
+
+
+def cvt_color_mode(op: Op) -> tuple[str, int, int]:
+    mode = op.params.get("mode", 0)
+    if mode not in CVT_COLOR_MODES:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: CvtColor mode {mode} "
+                                       f"(the YUV420 layouts are not supported)")
+    name, cin, cout = CVT_COLOR_MODES[mode]
+    x = op.inputs[0].shape
+    if len(x) != 4 or x[3] != cin:
+        raise fail(op, f"CvtColor {name} needs an NHWC image with {cin} channels, got {list(x)}")
+    return name, cin, cout
+
+
+def correlation_geometry(op: Op) -> tuple[int, int, tuple[int, int]]:
+    """(kernel radius, displacement grid radius, output size) of a Correlation."""
+    p = op.params
+    a, b = op.inputs[0].shape, op.inputs[1].shape
+    if len(a) != 4 or a != b or p.get("format", 0) != 0:
+        raise fail(op, f"Correlation needs two NCHW inputs of one shape, got {list(a)} and {list(b)}")
+    radius = (p.get("kernel_size", 1) - 1) // 2
+    border = p.get("max_displacement", 1) + radius
+    size = [-(-(d + 2 * p.get("pad_size", 0) - 2 * border) // p.get("stride1", 1)) for d in a[2:]]
+    if min(size) < 1:
+        raise fail(op, f"input {list(a)} is too small for the displacement and kernel")
+    return radius, p.get("max_displacement", 1) // p.get("stride2", 1), (size[0], size[1])
+
+
+def roi_out_size(op: Op) -> tuple[int, int]:
+    """Pooled (height, width) of ROIPooling (its 3rd input) or ROIAlign (its params)."""
+    x, rois = op.inputs[0].shape, op.inputs[1].shape
+    if len(x) != 4 or len(rois) != 2 or rois[1] != 5:
+        raise fail(op, f"{op.kind} needs an NCHW input and (R, 5) rois, got {list(x)} and {list(rois)}")
+    if op.kind == "ROIAlign":
+        if op.params.get("format", 0) != 0:
+            raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: ROIAlign format "
+                                           f"{op.params.get('format')}")
+        return op.params.get("pooled_height", 1), op.params.get("pooled_width", 1)
+    ph, pw = const_ints(op, op.inputs[2], "output size")
+    return ph, pw
+
 
 # Channel-copying CvtColor modes: output channel -> input channel
 _CVT_SHUFFLES = {"GRAY2RGB": [0, 0, 0], "RGBA2RGB": [0, 1, 2], "RGBA2BGR": [2, 1, 0], "RGB2BGR": [2, 1, 0],
                  "BGR2RGB": [2, 1, 0]}
+
+
 _GRAY = {"RGB2GRAY": (0.299, 0.587, 0.114), "BGR2GRAY": (0.114, 0.587, 0.299), "RGBA2GRAY": (0.299, 0.587, 0.114, 0)}
+
+
 _GRAY_FIXED = {"RGB2GRAY": (4899, 9617, 1868), "BGR2GRAY": (1868, 9617, 4899), "RGBA2GRAY": (4899, 9617, 1868, 0)}
+
+
 _Y = np.array([0.114, 0.587, 0.299])
+
+
 # float YUV conversions as (input channels x output channels matrix, offset), following MegDNN's float kernels
 _CVT_LINEAR = {
     "RGB2YUV": (np.stack([_Y, 0.492 * (np.eye(3)[0] - _Y), 0.877 * (np.eye(3)[2] - _Y)], 1), [0, 0.5, 0.5]),
     "YUV2RGB": (np.array([[1, 1, 1], [2.032, -0.395, 0], [0, -0.581, 1.140]]),
                 [-0.5 * 2.032, 0.5 * (0.395 + 0.581), -0.5 * 1.140]),
 }
+
+
+def _roi_box(b: Builder, op: Op, scale: float, offset: float) -> list[str]:
+    """(batch index int64, then x0, y0, x1, y1 as (R, 1) float32 scaled by ``scale`` minus ``offset``)."""
+    cols = b.node("Split", [b.float32(op, 1)], n_out=5, axis=1, num_outputs=5)
+    coords = [b.node("Sub", [b.node("Mul", [v, b.const(np.float32(scale))]), b.const(np.float32(offset))])
+              for v in cols[1:]]
+    return [b.cast(b.reshape(cols[0], [-1]), np.int64)] + coords
+
+
+def _bilinear_taps(b: Builder, coords: str, size: int, shape: tuple) -> tuple[str, str]:
+    """The two neighbours of each sample coordinate (R, S) along an axis of ``size``, as (int64 index, float32
+    weight) of shape ``shape`` (R, S with the two taps last, reshaped): floor(c) weighs 1 - frac, floor(c) + 1
+    weighs frac; a neighbour outside [0, size) weighs 0 (its index is clamped, so that it can still be gathered)."""
+    low = b.node("Unsqueeze", [b.node("Floor", [coords]), b.ints([-1], "axes")])
+    frac = b.node("Sub", [b.node("Unsqueeze", [coords, b.ints([-1], "axes")]), low])
+    index = b.node("Add", [low, b.const(np.array([0, 1], np.float32), "taps")])  # (R, S, 2)
+    weight = b.node("Concat", [b.node("Sub", [b.const(np.float32(1)), frac]), frac], axis=-1)
+    inside = b.node("And", [b.node("GreaterOrEqual", [index, b.const(np.float32(0))]),
+                            b.node("Less", [index, b.const(np.float32(size))])])
+    weight = b.node("Where", [inside, weight, b.const(np.float32(0))])
+    index = b.cast(b.node("Clip", [index, b.const(np.float32(0)), b.const(np.float32(size - 1))]), np.int64)
+    return b.reshape(index, shape), b.reshape(weight, shape)
+
+
+def _separable(b: Builder, rows: str, image: str, cols: str) -> str:
+    """rows (R, P, H) @ image (R, C, H, W) @ cols (R, Q, W)^T: (R, C, P, Q) weighted sums over each roi."""
+    left = b.node("MatMul", [b.node("Unsqueeze", [rows, b.ints([1], "axes")]), image])
+    right = b.node("Unsqueeze", [b.node("Transpose", [cols], perm=[0, 2, 1]), b.ints([1], "axes")])
+    return b.node("MatMul", [left, right])
+
+
+def _roi_bins(b: Builder, start: str, end: str, bins: int, size: int) -> tuple[str, str]:
+    """(membership mask (R, bins, size), bin lengths (R, bins)) of ROIPooling's integer bins along one axis."""
+    f32 = np.float32
+    start, end = (EMITTERS["ROUND"](b, v, f32) for v in (start, end))  # C round(): half away from zero
+    length = b.node("Max", [b.node("Add", [b.node("Sub", [end, start]), b.const(f32(1))]), b.const(f32(1))])
+    bin_size = b.node("Div", [length, b.const(f32(bins))])
+    edges = []
+    for shift, rounding in ((0, "Floor"), (1, "Ceil")):
+        steps = b.const(np.arange(shift, bins + shift, dtype=f32))
+        edge = b.node("Add", [b.node(rounding, [b.node("Mul", [steps, bin_size])]), start])
+        edges.append(b.node("Clip", [edge, b.const(f32(0)), b.const(f32(size))]))
+    lo, hi = (b.node("Unsqueeze", [e, b.ints([-1], "axes")]) for e in edges)
+    grid = b.const(np.arange(size, dtype=f32), "grid")
+    mask = b.node("And", [b.node("GreaterOrEqual", [grid, lo]), b.node("Less", [grid, hi])])
+    return mask, b.node("Sub", [edges[1], edges[0]])
+
+
+@shape_rule("CvtColor")
+def _cvt_color_shape(op: Op):
+    _, _, cout = cvt_color_mode(op)
+    x = op.inputs[0]
+    return [(x.shape[:3] + (cout,), x.dtype)]
 
 
 @lowering("CvtColor", modes=[name for name, _, _ in CVT_COLOR_MODES.values()])
@@ -42,6 +166,13 @@ def lower_cvt_color(b: Builder, op: Op) -> list[str]:
     matrix, offset = (np.array(_GRAY[name])[:, None], [0]) if name in _GRAY else _CVT_LINEAR[name]
     out = b.node("MatMul", [x, b.const(np.asarray(matrix, np.float32), "matrix")])
     return [b.node("Add", [out, b.const(np.asarray(offset, np.float32))])]
+
+
+@shape_rule("Correlation")
+def _correlation_shape(op: Op):
+    _, grid, size = correlation_geometry(op)
+    a = op.inputs[0]
+    return [((a.shape[0], (2 * grid + 1) ** 2) + size, a.dtype)]
 
 
 @lowering("Correlation")
@@ -75,27 +206,11 @@ def lower_correlation(b: Builder, op: Op) -> list[str]:
     return [b.from_float32(b.node("Div", [total, b.const(np.float32(k * k * c))]), op.outputs[0].dtype.np_dtype)]
 
 
-def _roi_box(b: Builder, op: Op, scale: float, offset: float) -> list[str]:
-    """(batch index int64, then x0, y0, x1, y1 as (R, 1) float32 scaled by ``scale`` minus ``offset``)."""
-    cols = b.node("Split", [b.float32(op, 1)], n_out=5, axis=1, num_outputs=5)
-    coords = [b.node("Sub", [b.node("Mul", [v, b.const(np.float32(scale))]), b.const(np.float32(offset))])
-              for v in cols[1:]]
-    return [b.cast(b.reshape(cols[0], [-1]), np.int64)] + coords
-
-
-def _bilinear_taps(b: Builder, coords: str, size: int, shape: tuple) -> tuple[str, str]:
-    """The two neighbours of each sample coordinate (R, S) along an axis of ``size``, as (int64 index, float32
-    weight) of shape ``shape`` (R, S with the two taps last, reshaped): floor(c) weighs 1 - frac, floor(c) + 1
-    weighs frac; a neighbour outside [0, size) weighs 0 (its index is clamped, so that it can still be gathered)."""
-    low = b.node("Unsqueeze", [b.node("Floor", [coords]), b.ints([-1], "axes")])
-    frac = b.node("Sub", [b.node("Unsqueeze", [coords, b.ints([-1], "axes")]), low])
-    index = b.node("Add", [low, b.const(np.array([0, 1], np.float32), "taps")])  # (R, S, 2)
-    weight = b.node("Concat", [b.node("Sub", [b.const(np.float32(1)), frac]), frac], axis=-1)
-    inside = b.node("And", [b.node("GreaterOrEqual", [index, b.const(np.float32(0))]),
-                            b.node("Less", [index, b.const(np.float32(size))])])
-    weight = b.node("Where", [inside, weight, b.const(np.float32(0))])
-    index = b.cast(b.node("Clip", [index, b.const(np.float32(0)), b.const(np.float32(size - 1))]), np.int64)
-    return b.reshape(index, shape), b.reshape(weight, shape)
+@shape_rule("ROIPooling", "ROIAlign")
+def _roi_shape(op: Op):
+    x, rois = op.inputs[0].shape, op.inputs[1].shape
+    shape = (rois[0], x[1]) + roi_out_size(op)
+    return [(shape, op.inputs[0].dtype), (shape, INT32)]
 
 
 @lowering("ROIAlign", modes=["MAX", "AVERAGE"])
@@ -140,30 +255,6 @@ def lower_roi_align(b: Builder, op: Op) -> list[str]:
     return [b.from_float32(b.node("ReduceMax", [samples, b.ints([4], "axes")], keepdims=0), dtype), index]
 
 
-def _separable(b: Builder, rows: str, image: str, cols: str) -> str:
-    """rows (R, P, H) @ image (R, C, H, W) @ cols (R, Q, W)^T: (R, C, P, Q) weighted sums over each roi."""
-    left = b.node("MatMul", [b.node("Unsqueeze", [rows, b.ints([1], "axes")]), image])
-    right = b.node("Unsqueeze", [b.node("Transpose", [cols], perm=[0, 2, 1]), b.ints([1], "axes")])
-    return b.node("MatMul", [left, right])
-
-
-def _roi_bins(b: Builder, start: str, end: str, bins: int, size: int) -> tuple[str, str]:
-    """(membership mask (R, bins, size), bin lengths (R, bins)) of ROIPooling's integer bins along one axis."""
-    f32 = np.float32
-    start, end = (EMITTERS["ROUND"](b, v, f32) for v in (start, end))  # C round(): half away from zero
-    length = b.node("Max", [b.node("Add", [b.node("Sub", [end, start]), b.const(f32(1))]), b.const(f32(1))])
-    bin_size = b.node("Div", [length, b.const(f32(bins))])
-    edges = []
-    for shift, rounding in ((0, "Floor"), (1, "Ceil")):
-        steps = b.const(np.arange(shift, bins + shift, dtype=f32))
-        edge = b.node("Add", [b.node(rounding, [b.node("Mul", [steps, bin_size])]), start])
-        edges.append(b.node("Clip", [edge, b.const(f32(0)), b.const(f32(size))]))
-    lo, hi = (b.node("Unsqueeze", [e, b.ints([-1], "axes")]) for e in edges)
-    grid = b.const(np.arange(size, dtype=f32), "grid")
-    mask = b.node("And", [b.node("GreaterOrEqual", [grid, lo]), b.node("Less", [grid, hi])])
-    return mask, b.node("Sub", [edges[1], edges[0]])
-
-
 @lowering("ROIPooling", modes=["MAX", "AVERAGE"])
 def lower_roi_pooling(b: Builder, op: Op) -> list[str]:
     """Per roi (scaled, rounded) integer bin clipped to the image, MAX or AVERAGE; empty bins give 0."""
@@ -186,6 +277,14 @@ def lower_roi_pooling(b: Builder, op: Op) -> list[str]:
         value = b.node("ReduceMax", [tall, b.ints([3], "axes")], keepdims=0)  # (R, C, PH, PW)
     value = b.node("Where", [b.node("LessOrEqual", [count, b.const(np.float32(0))]), b.const(np.float32(0)), value])
     return [b.from_float32(value, op.outputs[0].dtype.np_dtype), None]
+
+
+@shape_rule("NMSKeep")
+def _nms_keep_shape(op: Op):
+    boxes = op.inputs[0].shape
+    if len(boxes) != 3 or boxes[2] != 4:
+        raise fail(op, f"NMSKeep needs (N, M, 4) boxes, got {list(boxes)}")
+    return [((boxes[0], op.params.get("max_output", 0)), INT32), ((boxes[0],), INT32)]
 
 
 @lowering("NMSKeep")

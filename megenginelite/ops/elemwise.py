@@ -1,4 +1,8 @@
-"""Lowerings of the element-wise operators: Elemwise (every mode), PowC and TypeCvt."""
+"""Elementwise operators: Elemwise (every mode of ``graph.elemwise_modes``), ElemwiseMultiType (fused and quantized
+modes), PowC and TypeCvt, and the quantization helpers other families lower quantized ops with.
+
+Each operator's param table, shape rule, fold rule and lowering (with the modes it declares) sit together.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,43 @@ import math
 import numpy as np
 
 from ..errors import UnsupportedOperatorError
-from ..graph.elemwise_modes import QUANTIZED_MODES, mode_name
-from ..format.dtypes import DType, is_8bit_quantized, quant_range
-from ..graph.infer import multi_type_mode, quantized_mode
+from ..format.dtypes import BOOL, DType, from_numpy, is_8bit_quantized, quant_range
+from ..format.params import expect_param, param_table
+from ..graph.dims import RuntimeDimError, maximum, minimum
+from ..graph.elemwise_modes import BOOL_RESULT, MODES, MULTI_MODES, QUANTIZED_MODES, mode_name
+from ..graph.infer import broadcast_shapes, fail, fold_rule, same, shape_rule, sym_fold_rule
 from ..graph.ir import Op
-from .builder import Builder, lowering
+from ..graph.quant import dequantize as dequantize_array, quantize as quantize_array
+from ..lower.builder import Builder, lowering
+
+param_table(17, "Elemwise", [("mode", "u32", 0)], "Elemwise")
+param_table(18, "ElemwiseMultiType", [("mode", "u32", 0)], "ElemwiseMultiType")
+param_table(19, "PowC", [("exp", "f32", 0.0)], "PowC")
+expect_param(67, "TypeCvt")
+
+
+def quantized_mode(op: Op) -> str | None:
+    """The Elemwise mode a quantized ElemwiseMultiType (QADD, QFUSE_ADD_RELU, ...) computes, else None."""
+    name = QUANTIZED_MODES.get(op.params.get("mode", 0))
+    if name is None:
+        return None
+    if op.output_dtype is None or not op.output_dtype.quantized:
+        raise fail(op, f"quantized ElemwiseMultiType Q{name} without a quantized output dtype")
+    arity = next(a for n, a, _ in MODES.values() if n == name)
+    if len(op.inputs) != arity:
+        raise fail(op, f"ElemwiseMultiType Q{name} takes {arity} inputs, got {len(op.inputs)}")
+    return name
+
+
+def multi_type_mode(op: Op) -> tuple[str, int, object, np.dtype]:
+    """The (name, arity, numpy function, output dtype) of a non-quantized ElemwiseMultiType."""
+    mode = op.params.get("mode", 0)
+    if mode not in MULTI_MODES:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: ElemwiseMultiType mode {mode}")
+    entry = MULTI_MODES[mode]
+    if len(op.inputs) != entry[1]:
+        raise fail(op, f"ElemwiseMultiType {entry[0]} takes {entry[1]} inputs, got {len(op.inputs)}")
+    return entry
 
 
 def _c(b: Builder, value, dtype) -> str:
@@ -289,24 +325,6 @@ def _atan2(b: Builder, y: str, x: str, dt) -> str:
 EMITTERS["ATAN2"] = _atan2
 
 
-@lowering("Elemwise", modes=[name for name, emit in EMITTERS.items() if emit])
-def lower_elemwise(b: Builder, op: Op) -> list[str]:
-    """Element-wise math with numpy broadcasting; the mode picks the function (see mge_format.md 5.3)."""
-    name = mode_name(op.params.get("mode", 0))
-    emit = EMITTERS.get(name)
-    if emit is None:
-        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: Elemwise mode {name}")
-    dt = op.inputs[0].dtype.np_dtype
-    if name == "CLIP" and all(v.is_const and v.const.size == 1 for v in op.inputs[1:]) \
-            and op.outputs[0].shape == op.inputs[0].shape:
-        # constant bounds: one ONNX Clip, which ONNX Runtime fuses into a convolution before it
-        return [b.node("Clip", [b.inp(op, 0)] + [_c(b, v.const.reshape(-1)[0], dt) for v in op.inputs[1:]])]
-    try:
-        return [emit(b, *[b.name(v) for v in op.inputs], dt)]
-    except TypeError as exc:
-        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: Elemwise {name} on {dt}: {exc}") from None
-
-
 def _f32(b: Builder, x: str) -> str:
     return b.cast(x, np.float32)
 
@@ -431,6 +449,82 @@ def _qlinear_add(b: Builder, op: Op, name: str) -> bool:
     return True
 
 
+@shape_rule("Elemwise")
+def _elemwise_shape(op: Op):
+    mode = op.params.get("mode", 0)
+    if mode not in MODES:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: Elemwise {mode_name(mode)}")
+    name, arity, _ = MODES[mode]
+    if len(op.inputs) != arity:
+        raise fail(op, f"Elemwise {name} takes {arity} inputs, got {len(op.inputs)}")
+    shape = broadcast_shapes(op, [v.shape for v in op.inputs])
+    dtype = BOOL if name in BOOL_RESULT else op.inputs[0].dtype
+    return [(shape, dtype)]
+
+
+# The Elemwise modes shape arithmetic uses, on ints and symbols.
+SYM_ELEMWISE = {"ADD": lambda a, b: a + b, "SUB": lambda a, b: a - b, "MUL": lambda a, b: a * b,
+                "FLOOR_DIV": lambda a, b: a // b, "MIN": minimum, "MAX": maximum, "NEGATE": lambda a: -a}
+
+
+@sym_fold_rule("Elemwise")
+def _elemwise_sym_fold(op: Op, xs):
+    name = MODES.get(op.params.get("mode", 0), ("?",))[0]
+    if name not in SYM_ELEMWISE:
+        raise RuntimeDimError(f"Elemwise {name} on run-time dims")
+    return [np.frompyfunc(SYM_ELEMWISE[name], len(xs), 1)(*xs)]
+
+
+@fold_rule("Elemwise")
+def _elemwise_fold(op: Op, xs):
+    mode = op.params.get("mode", 0)
+    name, arity, fn = MODES.get(mode, (mode_name(mode), 0, None))
+    if fn is None:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: cannot fold Elemwise {name}")
+    dt = xs[0].dtype
+    with np.errstate(all="ignore"):
+        out = np.asarray(fn(*xs))
+    return [out if name in BOOL_RESULT or out.dtype == np.bool_ else out.astype(dt, copy=False)]
+
+
+@lowering("Elemwise", modes=[name for name, emit in EMITTERS.items() if emit])
+def lower_elemwise(b: Builder, op: Op) -> list[str]:
+    """Element-wise math with numpy broadcasting; the mode picks the function (see mge_format.md 5.3)."""
+    name = mode_name(op.params.get("mode", 0))
+    emit = EMITTERS.get(name)
+    if emit is None:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: Elemwise mode {name}")
+    dt = op.inputs[0].dtype.np_dtype
+    if name == "CLIP" and all(v.is_const and v.const.size == 1 for v in op.inputs[1:]) \
+            and op.outputs[0].shape == op.inputs[0].shape:
+        # constant bounds: one ONNX Clip, which ONNX Runtime fuses into a convolution before it
+        return [b.node("Clip", [b.inp(op, 0)] + [_c(b, v.const.reshape(-1)[0], dt) for v in op.inputs[1:]])]
+    try:
+        return [emit(b, *[b.name(v) for v in op.inputs], dt)]
+    except TypeError as exc:
+        raise UnsupportedOperatorError(f"unsupported operator {op.describe()}: Elemwise {name} on {dt}: {exc}") from None
+
+
+@shape_rule("ElemwiseMultiType")
+def _elemwise_multi_type_shape(op: Op):
+    shape = broadcast_shapes(op, [v.shape for v in op.inputs])
+    if quantized_mode(op):
+        return [(shape, op.output_dtype)]
+    return [(shape, op.output_dtype or from_numpy(multi_type_mode(op)[3]))]
+
+
+@fold_rule("ElemwiseMultiType")
+def _elemwise_multi_type_fold(op: Op, xs):
+    name = quantized_mode(op)
+    with np.errstate(all="ignore"):
+        if name:
+            fn = next(f for n, _, f in MODES.values() if n == name)
+            real = fn(*[dequantize_array(x, v.dtype) for x, v in zip(xs, op.inputs)])
+            return [quantize_array(np.asarray(real, np.float32), op.output_dtype)]
+        _, _, fn, out = multi_type_mode(op)
+        return [np.asarray(fn(*xs)).astype(out)]
+
+
 @lowering("ElemwiseMultiType", modes=list(MULTI_EMITTERS) + [f"Q{name}" for name in QUANTIZED_MODES.values()])
 def lower_elemwise_multi_type(b: Builder, op: Op) -> list[str]:
     """Mixed-dtype element-wise ops: bool comparisons, int/float fused mul-adds, quantized Q* modes."""
@@ -441,6 +535,17 @@ def lower_elemwise_multi_type(b: Builder, op: Op) -> list[str]:
         reals = [dequantize(b, *(b.quantized(v) if v.dtype.quantized else (b.name(v), v.dtype))) for v in op.inputs]
         return bind_units(b, op.outputs[0], EMITTERS[name](b, *reals, np.float32), real=True)
     return [MULTI_EMITTERS[multi_type_mode(op)[0]](b, *[b.name(v) for v in op.inputs])]
+
+
+@shape_rule("PowC")
+def _powc_shape(op: Op):
+    return same(op)
+
+
+@fold_rule("PowC")
+def _powc_fold(op: Op, xs):
+    x = xs[0]
+    return [np.power(x, np.asarray(op.params["exp"], x.dtype)).astype(x.dtype)]
 
 
 @lowering("PowC")
@@ -460,6 +565,28 @@ def lower_powc(b: Builder, op: Op) -> list[str]:
     if exp == -1:
         return [b.node("Reciprocal", [x])]
     return [b.node("Pow", [x, _c(b, exp, dt)])]
+
+
+@shape_rule("TypeCvt")
+def _typecvt_shape(op: Op):
+    return [(op.inputs[0].shape, op.params["dtype"])]
+
+
+@sym_fold_rule("TypeCvt")
+def _typecvt_sym_fold(op: Op, xs):
+    return [xs[0]]
+
+
+@fold_rule("TypeCvt")
+def _typecvt_fold(op: Op, xs):
+    target: DType = op.params["dtype"]
+    x = xs[0]
+    if target.quantized or op.inputs[0].dtype.quantized:
+        real = dequantize_array(x, op.inputs[0].dtype)
+        return [quantize_array(real, target) if target.quantized else real.astype(target.np_dtype)]
+    if target.np_dtype == np.bool_:
+        return [x != 0]
+    return [x.astype(target.np_dtype)]
 
 
 @lowering("TypeCvt")
