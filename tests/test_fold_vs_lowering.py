@@ -12,7 +12,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from megenginelite.format.dtypes import FLOAT32, INT32, from_numpy
+from megenginelite.format.dtypes import FLOAT32, INT32, DType, from_numpy
 from megenginelite.graph import Graph, infer_graph
 from megenginelite.graph.elemwise_modes import MODES
 from megenginelite.graph.infer import FOLD_RULES
@@ -23,14 +23,23 @@ from megenginelite.lower.builder import LOWERINGS
 ELEMWISE = {name: mode for mode, (name, _, _) in MODES.items()}
 
 # kinds with both a fold rule and a lowering that have no case yet (shrink this list; never grow it)
-NOT_YET = {"AxisAddRemove", "Broadcast", "CondTake", "ElemwiseMultiType", "GetVarShape", "IncrSubtensor",
-           "IndexingIncrMultiAxisVec", "IndexingMultiAxisVec", "IndexingOneHot", "IndexingSetMultiAxisVec",
-           "IndexingSetOneHot", "Linspace", "Padding", "Reshape", "SVD", "SetSubtensor", "Split", "Subtensor"}
+NOT_YET = {"CondTake", "ElemwiseMultiType", "GetVarShape", "IncrSubtensor", "IndexingIncrMultiAxisVec",
+           "IndexingMultiAxisVec", "IndexingOneHot", "IndexingSetMultiAxisVec", "IndexingSetOneHot", "Linspace", "SVD",
+           "SetSubtensor"}
 
 
-def _case(kind: str, params: dict, shapes: list[tuple], dtype=np.float32, n_out: int = 1, positive: bool = False):
+def _case(kind: str, params: dict, shapes: list[tuple], dtype=np.float32, n_out: int = 1, positive: bool = False,
+          consts: tuple = ()):
+    """``consts``: int32 values of the constant inputs that follow the data inputs (target shapes, sizes, bounds)."""
+    params = {**params, "consts": [np.asarray(c, np.int32).reshape(-1) for c in consts]}
+    named = "-".join(f"{k}{v}" for k, v in params.items() if k not in ("dtype", "consts"))
     return pytest.param(kind, params, shapes, np.dtype(dtype), n_out, positive,
-                        id=f"{kind}-{'-'.join(f'{k}{v}' for k, v in params.items() if k != 'dtype')}-{'x'.join(map(str, shapes[0]))}-{np.dtype(dtype).name}")
+                        id=f"{kind}-{named}-{'-'.join(map(str, consts))}-{'x'.join(map(str, shapes[0]))}-{np.dtype(dtype).name}")
+
+
+def _pads(front, back, mode) -> dict:
+    return {**{f"front_offset_dim{i}": f for i, f in enumerate(front)},
+            **{f"back_offset_dim{i}": b for i, b in enumerate(back)}, "padding_val": 1.5, "padding_mode": mode}
 
 
 CASES = [
@@ -49,11 +58,32 @@ CASES = [
     *[_case("PowC", {"exp": e}, [(3, 4)], positive=True) for e in (2.0, 0.5, -1.0)],
     *[_case("TypeCvt", {"dtype": INT32}, [s]) for s in ((3, 4), (5,))],
     _case("TypeCvt", {"dtype": FLOAT32}, [(3, 4)], np.int32),
+    # to a quantized dtype: the fold rule quantizes with graph.quant, the lowering with ONNX QuantizeLinear
+    *[_case("TypeCvt", {"dtype": DType(name, np.dtype(t), 0.05, zp)}, [(3, 4)])
+      for name, t, zp in (("QuantizedS8", np.int8, None), ("Quantized8Asymm", np.uint8, 128))],
     *[_case(kind, {}, [(2, 3)], dt) for kind in ("Identity", "Copy", "MarkDynamicVar", "MarkNoBroadcastElemwise")
       for dt in (np.float32, np.int32)],
     *[_case("Diag", {"k": k}, [s]) for k in (0, 1, -1) for s in ((4,), (3, 4))],
     _case("Dot", {}, [(5,), (5,)]),
     *[_case("MatrixInverse", {}, [s]) for s in ((3, 3), (2, 4, 4))],
+    *[_case("AxisAddRemove", {"desc": d}, [s], dt) for d, s in ((((0, 0),), (3, 4)), (((0, 2), (0, 0)), (2, 3)),
+                                                               (((1, 1),), (3, 1, 4))) for dt in (np.float32, np.int32)],
+    *[_case("Padding", _pads(f, b, mode), [s], dt) for mode in (0, 1, 2) for f, b, s in
+      (((1, 2), (2, 0), (3, 4)), ((0, 1, 0), (1, 0, 2), (2, 3, 4))) for dt in (np.float32, np.int32)],
+    *[_case("Reshape", {"axis": 7}, [s], dt, consts=[t]) for s, t in (((3, 4), (4, 3)), ((2, 3, 4), (6, -1)),
+                                                                      ((6,), (1, 2, 3))) for dt in (np.float32, np.int32)],
+    _case("Reshape", {"axis": 1}, [(2, 6)], consts=[(2, 5, 3)]),
+    *[_case("Broadcast", {}, [s], dt, consts=[t]) for s, t in (((3, 1), (3, 4)), ((4,), (2, 3, 4)), ((1, 1), (5, 2)))
+      for dt in (np.float32, np.int32)],
+    *[_case("Split", {"axis": axis}, [s], dt, n_out=len(sizes), consts=[[n] for n in sizes])
+      for axis, s, sizes in ((0, (5, 3), (2, 3)), (1, (2, 6, 2), (1, 2, 3))) for dt in (np.float32, np.int32)],
+    # x[1:3], x[:, ::2], x[-1] (an index removes its axis), x[2:, 1]
+    *[_case("Subtensor", {"items": items}, [s], dt, consts=c) for items, c, s in (
+        (((0, True, True, False, False),), (1, 3), (4, 5)),
+        (((1, False, False, True, False),), (2,), (3, 6)),
+        (((0, False, False, False, True),), (-1,), (4, 5)),
+        (((0, True, False, False, False), (1, False, False, False, True)), (2, 1), (4, 3, 2)),
+    ) for dt in (np.float32, np.int32)],
 ]
 
 
@@ -69,10 +99,11 @@ def test_lowering_matches_fold_rule(kind, params, shapes, dtype, n_out, positive
     rng = np.random.default_rng(0)
     xs = _inputs(shapes, dtype, positive, rng)
     inputs = [Var(i + 1, f"x{i}", from_numpy(dtype), tuple(s)) for i, s in enumerate(shapes)]
-    extra = []
     params = dict(params)
+    consts = params.pop("consts")
     if kind == "TopK":  # k is an input of TopK
-        extra = [Var(50, "k", INT32, (1,), np.asarray([params.pop("k")], np.int32))]
+        consts = [np.asarray([params.pop("k")], np.int32)]
+    extra = [Var(50 + i, f"c{i}", INT32, c.shape, c) for i, c in enumerate(consts)]
     op = Op(type=kind, kind=kind, params=params, inputs=inputs + extra,
             outputs=[Var(100 + i, f"y{i}") for i in range(n_out)])
     for out in op.outputs:
