@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from megenginelite import LiteNetwork
+
 FIXTURES = Path(__file__).parent / "fixtures"
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
 BY_NAME = {entry["name"]: entry for entry in MANIFEST}
@@ -37,6 +39,15 @@ def unordered_rows(entry: dict) -> bool:
     with open(model_path(entry), "rb") as f:
         graph = build_graph(read_model(f.read(), entry["file"]))
     return any(op.kind == "TopK" and op.params.get("mode") == 1 for op in graph.ops)
+
+
+def run(network: LiteNetwork, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One forward: copy ``feeds`` in by name, run, and return every output by name (in the network's order)."""
+    for name, value in feeds.items():
+        network.get_io_tensor(name).set_data_by_copy(value)
+    network.forward()
+    network.wait()
+    return {name: network.get_io_tensor(name).to_numpy() for name in network.get_all_output_name()}
 
 
 def assert_matches(entry: dict, got: np.ndarray, want: np.ndarray, what: str) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_matches
+from conftest import assert_matches, run
 from megenginelite import LiteNetwork
 from megenginelite.errors import ModelFormatError, UnsupportedOperatorError
 from megenginelite.format import detect_format, read_model
@@ -41,14 +41,6 @@ def data_of(name: str) -> bytes:
 def reference(entry: dict) -> dict[str, np.ndarray]:
     with np.load(FORMATS / f"{entry['name']}.npz") as z:
         return {k: z[k] for k in z.files}
-
-
-def run(network: LiteNetwork, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    for name, value in feeds.items():
-        network.get_io_tensor(name).set_data_by_copy(value)
-    network.forward()
-    network.wait()
-    return {name: network.get_io_tensor(name).to_numpy() for name in network.get_all_output_name()}
 
 
 def load_or_skip(path: Path) -> LiteNetwork:
