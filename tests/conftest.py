@@ -72,14 +72,3 @@ def ray_session():
     finally:
         ray.shutdown()
 
-
-def lite_pack():
-    """``tools/lite_pack.py`` (the packed-model writer, kept out of the package), loaded by path."""
-    import importlib.util
-    import sys
-    if "lite_pack" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("lite_pack", Path(__file__).parent.parent / "tools" / "lite_pack.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules["lite_pack"] = module
-    return sys.modules["lite_pack"]
