@@ -91,7 +91,7 @@ def plain_ort(model: str, batch: int, iobinding: bool, cuda_options: dict | None
     import onnxruntime as ort
 
     from megenginelite.format import read_model
-    from megenginelite.tools.export import lower_model
+    from megenginelite.cli.export import lower_model
 
     proto, _ = lower_model(read_model(Path(model).read_bytes(), model), {"data": (batch, 3, 224, 224)})
     options = {"use_tf32": "0"} if cuda_options is None else cuda_options

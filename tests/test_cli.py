@@ -391,7 +391,7 @@ def test_newer_opset_without_a_converter_adapter(monkeypatch):
     from onnx import version_converter
 
     from megenginelite.format import read_model
-    from megenginelite.tools.export import export_onnx
+    from megenginelite.cli.export import export_onnx
 
     def broken(model, opset):
         raise RuntimeError("no adapter")
