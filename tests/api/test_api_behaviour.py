@@ -31,9 +31,7 @@ from megenginelite.runtime import cache as runtime_cache
 
 import api_scenarios  # next to this file
 
-TESTS = Path(__file__).resolve().parent
-
-FIXTURES = TESTS / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RECORDED: dict[str, Any] = json.loads((FIXTURES / "api_behaviour.json").read_text())
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from conftest import BY_NAME, model_path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PRINTED = re.compile(r"shufflenet output max=([-+\de.]+), sum=([-+\de.]+)")
 
 

@@ -140,7 +140,7 @@ def test_nms_slice_takes_each_run_length(seed):
 # --- run-time lengths flowing through the graph (tests/fixtures/dynamic, tools/make_dynamic_fixtures.py) -------
 
 # per-operator chains (tools/make_dynamic_fixtures.py) and whole detectors (tools/make_detect_fixtures.py)
-FIXTURE_DIRS = [Path(__file__).parent / "fixtures" / d for d in ("dynamic", "detect")]
+FIXTURE_DIRS = [Path(__file__).parents[1] / "fixtures" / d for d in ("dynamic", "detect")]
 DYNAMIC_MANIFEST = {name: dict(entry, dir=d) for d in FIXTURE_DIRS
                     for name, entry in json.loads((d / "manifest.json").read_text()).items()}
 DYNAMIC_CASES = [(name, i) for name, entry in sorted(DYNAMIC_MANIFEST.items()) for i in range(len(entry["cases"]))]

@@ -27,7 +27,7 @@ from megenginelite.format.mgb1 import TYPE_IDS, UnknownOperatorTypeError, output
 from megenginelite.format.xxh64 import MGB_SEED, mgb_type_id, xxh64
 from megenginelite.graph.build import build_graph, canonical_kind
 
-FORMATS = Path(__file__).parent / "fixtures" / "formats"
+FORMATS = Path(__file__).parents[1] / "fixtures" / "formats"
 MANIFEST = json.loads((FORMATS / "manifest.json").read_text())
 BY_NAME = {e["name"]: e for e in MANIFEST}
 # The assert variant has an extra "out:expect" input and an AssertEqual output: checked separately.

@@ -23,7 +23,7 @@ from megenginelite import LiteGlobal, LiteNetwork
 from megenginelite.errors import LiteError, ModelFormatError
 from megenginelite.format import read_model
 
-PACKAGE = Path(__file__).resolve().parents[1] / "megenginelite"
+PACKAGE = Path(__file__).resolve().parents[2] / "megenginelite"
 TWO = FIXTURES / "two_in_two_out.mge"
 
 # exec("open('P','w').close()") when unpickled: creates the file P in the current directory

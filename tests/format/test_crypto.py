@@ -25,8 +25,8 @@ from megenginelite.errors import LiteError, ModelFormatError
 from megenginelite.struct import LiteConfig, LiteDataType, LiteDeviceType, LiteIO, LiteIOType, LiteNetworkIO
 from tools import lite_pack
 
-ROOT = Path(__file__).resolve().parent.parent
-CRYPTO = Path(__file__).parent / "fixtures" / "crypto"
+ROOT = Path(__file__).resolve().parents[2]
+CRYPTO = Path(__file__).parents[1] / "fixtures" / "crypto"
 MANIFEST = json.loads((CRYPTO / "manifest.json").read_text())
 BY_NAME = {e["name"]: e for e in MANIFEST}
 
