@@ -72,3 +72,23 @@ def ray_session():
     finally:
         ray.shutdown()
 
+
+# Fixtures we do not match yet, and why (strict: a fix makes the test fail until the entry goes).
+UNSUPPORTED = {
+    "op_nms": "the fixture's random boxes are flipped (x2 < x1); MegBrain's NMS compares raw (negative) areas, ONNX "
+              "NonMaxSuppression normalizes the corners, so box 0 is kept here and suppressed there",
+    "format_keep_var_name0": "the file stores no var names; the real library invents 'softmax(ADD[51])[53]' from "
+                             "MegBrain's internal id counter, ours names the output 'var<id>'",
+}
+
+
+def manifest_params():
+    """Fixtures whose note flags a KNOWN BAD REFERENCE (the real library's output is wrong) are expected to fail,
+    and so are the UNSUPPORTED ones."""
+    for entry in MANIFEST:
+        marks = ()
+        if "KNOWN BAD REFERENCE" in entry["note"]:
+            marks = pytest.mark.xfail(reason="the recorded reference is a real-library bug (see the fixture note)")
+        elif entry["name"] in UNSUPPORTED:
+            marks = pytest.mark.xfail(strict=True, reason=UNSUPPORTED[entry["name"]])
+        yield pytest.param(entry, id=entry["name"], marks=marks)

@@ -7,12 +7,12 @@ at that size (checked against numpy), on one loaded network that switches sizes 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import BY_NAME, model_path, run
+from run_time_cases import DYNAMIC_CASES, DYNAMIC_MANIFEST, check_run_time_case
 from megenginelite import LiteNetwork
 
 RS = np.random.RandomState(7)
@@ -139,13 +139,6 @@ def test_nms_slice_takes_each_run_length(seed):
 
 # --- run-time lengths flowing through the graph (tests/fixtures/dynamic, tools/make_dynamic_fixtures.py) -------
 
-# per-operator chains (tools/make_dynamic_fixtures.py) and whole detectors (tools/make_detect_fixtures.py)
-FIXTURE_DIRS = [Path(__file__).parents[1] / "fixtures" / d for d in ("dynamic", "detect")]
-DYNAMIC_MANIFEST = {name: dict(entry, dir=d) for d in FIXTURE_DIRS
-                    for name, entry in json.loads((d / "manifest.json").read_text()).items()}
-DYNAMIC_CASES = [(name, i) for name, entry in sorted(DYNAMIC_MANIFEST.items()) for i in range(len(entry["cases"]))]
-
-
 @pytest.fixture(scope="module")
 def dynamic_networks():
     """One network per fixture, shared by its cases: a run with another length must not need a new load."""
@@ -163,24 +156,6 @@ def test_run_time_lengths_flow_through_operators(dynamic_networks, name, case):
     forward (its NMS path reduces over no boxes, or an empty TopK input): we return the outputs, empty ones with
     their shapes (0 rows)."""
     check_run_time_case(dynamic_networks[name], name, case)
-
-
-def check_run_time_case(network: LiteNetwork, name: str, case: int, rtol: float = 1e-4, atol: float = 1e-5) -> None:
-    """One recorded case of a run-time-length fixture on a loaded network (also used by the GPU tests)."""
-    entry = DYNAMIC_MANIFEST[name]
-    ref = np.load(entry["dir"] / f"{name}.npz")
-    outputs = [*run(network, {n: ref[f"case{case}:input:{n}"] for n in entry["inputs"]}).values()]
-    recorded = entry["cases"][case]
-    for out_name, got in zip(network.get_all_output_name(), outputs):
-        layout = tuple(network.get_io_tensor(out_name).layout.shapes[:network.get_io_tensor(out_name).layout.ndim])
-        if "error" in recorded:
-            want_shape = tuple(recorded["shapes"][out_name])
-            assert layout == want_shape
-            assert got.size == 0 or 0 not in want_shape
-            continue
-        want = ref[f"case{case}:output:{out_name}"]
-        assert layout == want.shape
-        np.testing.assert_allclose(got.reshape(layout), want, rtol=rtol, atol=atol)  # to_numpy of empty: (0,)
 
 
 def test_a_new_length_does_not_recompile(monkeypatch):
