@@ -91,7 +91,7 @@ def plain_ort(model: str, batch: int, iobinding: bool, cuda_options: dict | None
     import onnxruntime as ort
 
     from megenginelite.format import read_model
-    from megenginelite.tools.export import lower_model
+    from megenginelite.cli.export import lower_model
 
     proto, _ = lower_model(read_model(Path(model).read_bytes(), model), {"data": (batch, 3, 224, 224)})
     options = {"use_tf32": "0"} if cuda_options is None else cuda_options
@@ -127,7 +127,7 @@ def torchvision_eager(name: str, batch: int):
 
 def accuracy() -> list[dict]:
     """Largest differences of every model fixture's outputs on the GPU from real Lite's CPU references, with TF32
-    off (our default) and on: the tolerance tests/test_gpu.py needs, measured."""
+    off (our default) and on: the tolerance tests/runtime/test_gpu.py needs, measured."""
     from dataclasses import replace
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -151,7 +151,7 @@ def accuracy() -> list[dict]:
                 rows.append({"fixture": entry["name"], "tf32": tf32, "error": str(exc)[:200]})
                 continue
             for name in entry["outputs"]:
-                if name not in net.get_all_output_name():  # e.g. format_keep_var_name0 (tests/test_models.py)
+                if name not in net.get_all_output_name():  # e.g. format_keep_var_name0 (tests/lower/test_models.py)
                     continue
                 got, want = net.get_io_tensor(name).to_numpy(), ref[f"output:{name}"]
                 if got.shape != want.shape or not np.issubdtype(want.dtype, np.floating):

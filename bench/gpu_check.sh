@@ -34,11 +34,11 @@ step() {  # step NAME COMMAND...: run, log to $OUT/NAME.log, remember a failure,
 
 # Separate processes, so that a fault that breaks the CUDA context in one group cannot fail the others.
 pytest=(python3 -m pytest -q -p no:cacheprovider -rfEx $(python3 -c "import pytest_timeout" 2>/dev/null && echo --timeout=180))
-step tests_host_io "${pytest[@]}" tests/test_gpu.py -k host_io --junitxml="$OUT/host_io.xml"
-step tests_device_inputs "${pytest[@]}" tests/test_gpu.py -k device_inputs --junitxml="$OUT/device_inputs.xml"
-step tests_gpu_api "${pytest[@]}" tests/test_gpu.py -k "not host_io and not device_inputs and not run_time_lengths" --junitxml="$OUT/gpu_api.xml"
-step tests_run_time "${pytest[@]}" tests/test_gpu.py -k run_time_lengths --junitxml="$OUT/run_time.xml"
-[ "${GPU_CHECK_QUICK:-0}" = 1 ] || step tests_emulated "${pytest[@]}" tests/test_device.py tests/test_examples.py
+step tests_host_io "${pytest[@]}" tests/runtime/test_gpu.py -k host_io --junitxml="$OUT/host_io.xml"
+step tests_device_inputs "${pytest[@]}" tests/runtime/test_gpu.py -k device_inputs --junitxml="$OUT/device_inputs.xml"
+step tests_gpu_api "${pytest[@]}" tests/runtime/test_gpu.py -k "not host_io and not device_inputs and not run_time_lengths" --junitxml="$OUT/gpu_api.xml"
+step tests_run_time "${pytest[@]}" tests/runtime/test_gpu.py -k run_time_lengths --junitxml="$OUT/run_time.xml"
+[ "${GPU_CHECK_QUICK:-0}" = 1 ] || step tests_emulated "${pytest[@]}" tests/runtime/test_device.py tests/api/test_examples.py
 step example_cuda python3 examples/batch_inference.py tests/fixtures/shufflenet_v2.mge --device cuda
 step example_cpu python3 examples/batch_inference.py tests/fixtures/shufflenet_v2.mge --device cpu
 echo "=== the quick start's CUDA program, CPU vs CUDA:"

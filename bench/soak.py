@@ -1,7 +1,7 @@
 """Soak test: many forwards and many load/unload cycles, with the process's resident memory sampled.
 
     python bench/soak.py                                   # 10,000 forwards + 1,000 loads (a few minutes)
-    python bench/soak.py --forwards 300 --loads 30         # the short version tests/test_soak.py runs
+    python bench/soak.py --forwards 300 --loads 30         # the short version tests/runtime/test_soak.py runs
     python bench/soak.py --json soak.json
 
 Phase 1 runs ``--forwards`` forwards of one network (``--model``, default resnet18_small), setting its input by copy

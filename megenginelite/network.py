@@ -410,7 +410,7 @@ class LiteNetwork:
     def _inspected_run(self, feeds: dict[str, np.ndarray | DeviceView],
                        outputs: dict[str, np.ndarray | DeviceView]) -> None:
         """A run on a fresh session that also profiles and/or exposes every var for the IO dumps."""
-        from .runtime import inspect  # profiling and IO dumps only
+        from .runtime import introspect  # profiling and IO dumps only
 
         dumping = bool(self._txt_dump or self._bin_dump)
         with tempfile.TemporaryDirectory() as tmp:
@@ -420,14 +420,14 @@ class LiteNetwork:
                                        config)
             exposed = plan.run(feeds, outputs)
             if self._profile_path:
-                inspect.write_profile(self._profile_path, plan.graph, plan.session.end_profiling())
+                introspect.write_profile(self._profile_path, plan.graph, plan.session.end_profiling())
         if dumping:
             host_feeds = {k: v.to_numpy() if isinstance(v, DeviceView) else v for k, v in feeds.items()}
-            values = inspect.var_values(plan.graph, exposed, host_feeds)
+            values = introspect.var_values(plan.graph, exposed, host_feeds)
             if self._txt_dump:
-                inspect.write_txt_dump(self._txt_dump, plan.graph, values)
+                introspect.write_txt_dump(self._txt_dump, plan.graph, values)
             if self._bin_dump:
-                inspect.write_bin_dump(self._bin_dump, plan.graph, values)
+                introspect.write_bin_dump(self._bin_dump, plan.graph, values)
 
     def wait(self) -> None:
         """Block until the last ``forward`` has finished; re-raises an error of an asynchronous forward."""

@@ -20,7 +20,7 @@ Everything is deterministic: case ``i`` of seed ``s`` is always the same file an
     python tools/fuzz_campaign.py --replay 1234          # rerun one case in this process, with its traceback
     python tools/fuzz_campaign.py --dump 1234 out.mge    # write case 1234's mutant to a file
 
-The mutators (:data:`MUTATORS`) draw their choices from a ``Draw`` object, so ``tests/test_fuzz.py`` drives the
+The mutators (:data:`MUTATORS`) draw their choices from a ``Draw`` object, so ``tests/format/test_fuzz.py`` drives the
 same mutators from hypothesis.
 """
 

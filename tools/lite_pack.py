@@ -1,8 +1,7 @@
 """The writer of Lite packed models (``packed_model`` + FlatBuffer), for tests and fixture tools only.
 
 The package reads packed models (:mod:`megenginelite.packed`); nothing in it writes them, so the writer lives here.
-Import it by path (tests: ``conftest.lite_pack()``) or, with the repository root on ``sys.path``, as
-``tools.lite_pack``.
+Import it as ``tools.lite_pack`` with the repository root on ``sys.path`` (the tests have it there).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ and ``ModelPacker`` live only in the source tree), so the files are made here:
   big-endian length) with a fixed IV; when ``openssl`` is on PATH the bytes are also produced with it and
   checked to be identical.
 * RC4_default / SIMPLE_FAST_RC4_default: ``crypto.rc4_encrypt`` / ``sfrc4_encrypt`` (deterministic; they match
-  the original's ``rc4_encryptor`` byte for byte, see tests/test_crypto.py).
+  the original's ``rc4_encryptor`` byte for byte, see tests/format/test_crypto.py).
 * packed models: ``tools/lite_pack.py`` (the original's FlatBuffers layout).
 
 For each case the real library loads the file (in its own process: keys are process-global), runs the reference

@@ -1928,7 +1928,8 @@ _register_quantized_nets()
 
 
 # Elemwise mode numbers (megdnn param::Elemwise::Mode), used to decode Elemwise params from the file; cross-checked
-# against Network.load's decoded params for every fixture Network.load can open.
+# against Network.load's decoded params for every fixture Network.load can open. A copy, since this package cannot
+# be imported under the real MegEngine; tests/graph/test_fixture_mode_table.py checks it against the package's.
 ELEMWISE_MODE_NAMES = {
     0: "RELU", 1: "ABS", 2: "ACOS", 3: "ASIN", 4: "CEIL", 5: "COS", 6: "EXP", 7: "EXPM1", 8: "FLOOR", 9: "LOG",
     10: "LOG1P", 11: "NEGATE", 12: "SIGMOID", 13: "SIN", 14: "TANH", 15: "ABS_GRAD", 16: "ADD", 17: "FLOOR_DIV",

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Record what the real MegEngine Lite 1.13 does in every scenario of ``tests/api_scenarios.py``.
+"""Record what the real MegEngine Lite 1.13 does in every scenario of ``tests/api/api_scenarios.py``.
 
 Run with the Python that has the real MegEngine 1.13.0 (from anywhere, e.g. the repository root)::
 
@@ -8,7 +8,7 @@ Run with the Python that has the real MegEngine 1.13.0 (from anywhere, e.g. the 
     "$(../shared/tools/real-megengine)" tools/record_api_behaviour.py --list
 
 Each scenario runs in its own subprocess (``python -I``, working directory a fresh temporary directory, so this
-repository's ``megenginelite`` cannot shadow the real one; only ``tests/`` is put on ``sys.path`` to import the
+repository's ``megenginelite`` cannot shadow the real one; only ``tests/api/`` is put on ``sys.path`` to import the
 scenarios).  The child prints its observation as one JSON line and leaves with ``os._exit`` (the original's
 destructors can abort at interpreter exit).  A child killed by a signal is recorded as ``{"crashed": "SIGSEGV"}``,
 one that hangs as ``{"timed_out": seconds}``.  The result goes to ``tests/fixtures/api_behaviour.json``
@@ -37,7 +37,7 @@ MARK = "@@API_OBSERVATION@@"
 
 def child(name: str) -> None:
     """Run one scenario under the real library and print its observation."""
-    sys.path.insert(0, str(TESTS))
+    sys.path.insert(0, str(TESTS / "api"))
     import api_scenarios  # noqa: E402
 
     import megenginelite  # noqa: E402
@@ -93,7 +93,7 @@ def main() -> None:
         child(args.child)
         return
 
-    sys.path.insert(0, str(TESTS))
+    sys.path.insert(0, str(TESTS / "api"))
     import api_scenarios  # noqa: E402  (scenario names only; no megenginelite import here)
 
     names = list(api_scenarios.SCENARIOS)

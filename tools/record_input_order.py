@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Record the input-name order that the real MegEngine Lite reports, for ``tests/test_input_order.py``.
+"""Record the input-name order that the real MegEngine Lite reports, for ``tests/graph/test_input_order.py``.
 
 Run with the Python that has the real MegEngine 1.13.0, from the repository root::
 

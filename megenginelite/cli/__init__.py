@@ -1,6 +1,9 @@
 """The ``megenginelite`` command line: ``info``, ``run``, ``bench`` and ``convert`` for ``.mge`` models, and on Ray
 (the ``serve`` extra) ``serve`` and ``run-dataset``.
 
+The command helpers sit beside it: ``summary`` (what ``info`` reports) and ``export`` (``convert``'s ONNX export);
+nothing in the library imports this package.
+
 Exit status: 0 on success, 1 when the model or the runtime fails (the message is one line on stderr,
 ``megenginelite: error: ...``), 2 on bad usage. Run ``megenginelite COMMAND --help`` for each command's options.
 """
@@ -17,14 +20,14 @@ import time
 
 import numpy as np
 
-from .base import version
-from .errors import LiteError
-from .format import ModelRecord, read_model
-from .graph.dims import format_dim
-from .lower import OPSET
-from .model_file import open_model
-from .network import LiteNetwork
-from .struct import LiteConfig, LiteDeviceType, LiteNetworkIO
+from ..base import version
+from ..errors import LiteError
+from ..format import ModelRecord, read_model
+from ..graph.dims import format_dim
+from ..lower import OPSET
+from ..model_file import open_model
+from ..network import LiteNetwork
+from ..struct import LiteConfig, LiteDeviceType, LiteNetworkIO
 
 PROG = "megenginelite"
 
@@ -174,7 +177,7 @@ def _fmt_bytes(n: int) -> str:
 # ---------------------------------------------------------------------------------------------- info
 
 def cmd_info(args) -> int:
-    from .tools.summary import FLOP_KINDS, model_summary
+    from .summary import FLOP_KINDS, model_summary
 
     summary = model_summary(_read_record(args.model))
     if args.json:
@@ -405,7 +408,7 @@ EXTERNAL_DATA_BYTES = 1_800_000_000  # protobuf cannot serialize messages of 2 G
 def cmd_convert(args) -> int:
     import onnx
 
-    from .tools.export import export_onnx
+    from .export import export_onnx
 
     opset = args.opset if args.opset is not None else OPSET
     newest = onnx.defs.onnx_opset_version()
@@ -461,7 +464,7 @@ def _ray_module(what: str):
 
     try:
         importlib.import_module("ray")
-        return importlib.import_module(f".ray.{what}", __package__)
+        return importlib.import_module(f"megenginelite.ray.{what}")
     except ImportError as exc:
         raise CommandError(f"this command needs Ray: pip install 'megenginelite[serve]' ({exc})") from None
 
@@ -486,7 +489,7 @@ def _model_bytes(path: str) -> bytes:
 
 def cmd_serve(args) -> int:
     serving = _ray_module("serve")
-    from .ray.runner import ModelRunner
+    from ..ray.runner import ModelRunner
 
     name = args.name or os.path.splitext(os.path.basename(args.model))[0]
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
@@ -527,7 +530,7 @@ def cmd_run_dataset(args) -> int:
     data = _ray_module("data")
     import ray
 
-    from .ray import init_ray
+    from ..ray import init_ray
 
     model = _model_bytes(args.model)
     if not os.path.isdir(args.input_dir):

@@ -29,7 +29,7 @@ from megenginelite.struct import (
     LiteTensorPhase,
 )
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # --------------------------------------------------------------------------------------------------- enums
 

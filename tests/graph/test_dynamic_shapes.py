@@ -7,12 +7,12 @@ at that size (checked against numpy), on one loaded network that switches sizes 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import BY_NAME, model_path
+from conftest import BY_NAME, model_path, run
+from run_time_cases import DYNAMIC_CASES, DYNAMIC_MANIFEST, check_run_time_case
 from megenginelite import LiteNetwork
 
 RS = np.random.RandomState(7)
@@ -41,14 +41,6 @@ CASES = {
 }
 
 
-def _run(network: LiteNetwork, names, arrays):
-    for name, value in zip(names, arrays):
-        network.get_io_tensor(name).set_data_by_copy(value)
-    network.forward()
-    network.wait()
-    return [network.get_io_tensor(n).to_numpy() for n in network.get_all_output_name()]
-
-
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_shape_dependent_graph_follows_the_input_size(name):
     entry = BY_NAME[name]
@@ -57,7 +49,7 @@ def test_shape_dependent_graph_follows_the_input_size(name):
     network.load(model_path(entry))
     names = entry["inputs"]
     for arrays in sizes + sizes[:1]:  # the first size again: its cached plan is reused
-        outputs = _run(network, names, arrays)
+        outputs = [*run(network, dict(zip(names, arrays))).values()]
         for got, want in zip(outputs, expected(*arrays)):
             assert got.shape == want.shape
             np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
@@ -68,7 +60,7 @@ def test_resize_by_scale_factor_follows_the_input_size():
     network = LiteNetwork()
     network.load(model_path(BY_NAME["op_resize_bilinear_scale2"]))
     for shape in [(2, 1, 3, 5), (1, 3, 6, 2)]:
-        (out,) = _run(network, ["x"], [_f(*shape)])
+        (out,) = run(network, {"x": _f(*shape)}).values()
         assert out.shape == shape[:2] + (shape[2] * 2, shape[3] * 2)
 
 
@@ -90,7 +82,7 @@ def test_a_shape_seen_before_is_not_compiled_again(monkeypatch):
     name = network.get_all_input_name()[0]
     for batch in (5, 1, 5, 1, 5):
         x = _f(batch, 3, 2)
-        np.testing.assert_array_equal(_run(network, [name], [x])[0], x.reshape(batch, -1))
+        np.testing.assert_array_equal(run(network, {name: x})["out"], x.reshape(batch, -1))
     shapes = [dict((n, s) for n, s, _ in key)[name] for key in compiled]
     assert shapes[1:] == [(5, 3, 2), (1, 3, 2)] and shapes[0] not in shapes[1:]
 
@@ -109,7 +101,7 @@ def test_cond_take_output_takes_each_run_length():
     runs = [(ref["input:x"], ref["output:out"]), (np.full((3, 4), 100, np.float32), np.full(12, 100, np.float32)),
             (np.full((3, 4), -100, np.float32), np.zeros(0, np.float32)), (ref["input:x"], ref["output:out"])]
     for x, want in runs:
-        got = _run(network, ["x"], [x])[0]
+        got = run(network, {"x": x})["out"]
         assert out.layout.ndim == 1 and out.layout.shapes[0] == want.size
         np.testing.assert_array_equal(got, want)
 
@@ -141,18 +133,11 @@ def test_nms_slice_takes_each_run_length(seed):
     corner = rs.uniform(0, 4 + 4 * seed, (6, 2))
     boxes = np.concatenate([corner, corner + rs.uniform(1, 5, (6, 2))], 1).astype(np.float32)
     scores = rs.uniform(0, 1, 6).astype(np.float32)
-    got = _run(network, ["b", "s"], [boxes, scores])[0]
+    got = run(network, {"b": boxes, "s": scores})["out"]
     np.testing.assert_array_equal(got, _megbrain_nms(boxes, scores))
 
 
 # --- run-time lengths flowing through the graph (tests/fixtures/dynamic, tools/make_dynamic_fixtures.py) -------
-
-# per-operator chains (tools/make_dynamic_fixtures.py) and whole detectors (tools/make_detect_fixtures.py)
-FIXTURE_DIRS = [Path(__file__).parent / "fixtures" / d for d in ("dynamic", "detect")]
-DYNAMIC_MANIFEST = {name: dict(entry, dir=d) for d in FIXTURE_DIRS
-                    for name, entry in json.loads((d / "manifest.json").read_text()).items()}
-DYNAMIC_CASES = [(name, i) for name, entry in sorted(DYNAMIC_MANIFEST.items()) for i in range(len(entry["cases"]))]
-
 
 @pytest.fixture(scope="module")
 def dynamic_networks():
@@ -173,24 +158,6 @@ def test_run_time_lengths_flow_through_operators(dynamic_networks, name, case):
     check_run_time_case(dynamic_networks[name], name, case)
 
 
-def check_run_time_case(network: LiteNetwork, name: str, case: int, rtol: float = 1e-4, atol: float = 1e-5) -> None:
-    """One recorded case of a run-time-length fixture on a loaded network (also used by the GPU tests)."""
-    entry = DYNAMIC_MANIFEST[name]
-    ref = np.load(entry["dir"] / f"{name}.npz")
-    outputs = _run(network, entry["inputs"], [ref[f"case{case}:input:{n}"] for n in entry["inputs"]])
-    recorded = entry["cases"][case]
-    for out_name, got in zip(network.get_all_output_name(), outputs):
-        layout = tuple(network.get_io_tensor(out_name).layout.shapes[:network.get_io_tensor(out_name).layout.ndim])
-        if "error" in recorded:
-            want_shape = tuple(recorded["shapes"][out_name])
-            assert layout == want_shape
-            assert got.size == 0 or 0 not in want_shape
-            continue
-        want = ref[f"case{case}:output:{out_name}"]
-        assert layout == want.shape
-        np.testing.assert_allclose(got.reshape(layout), want, rtol=rtol, atol=atol)  # to_numpy of empty: (0,)
-
-
 def test_a_new_length_does_not_recompile(monkeypatch):
     """Run-time lengths live inside one compiled plan: cases with different survivor counts, run back to back on
     one network, compile nothing after the load."""
@@ -206,7 +173,7 @@ def test_a_new_length_does_not_recompile(monkeypatch):
     monkeypatch.setattr(CompiledModel, "_compile", lambda self, *a, **k: compiled.append(a) or original(self, *a, **k))
     lengths = set()
     for case in [0, 2, 3, 0]:
-        _run(network, entry["inputs"], [ref[f"case{case}:input:{n}"] for n in entry["inputs"]])
+        run(network, {n: ref[f"case{case}:input:{n}"] for n in entry["inputs"]})
         lengths.add(network.get_io_tensor("boxes").layout.shapes[0])
     assert compiled == [] and len(lengths) == 3
 
@@ -221,7 +188,7 @@ def test_profile_and_io_dump_of_run_time_sizes(tmp_path):
     network.enable_profile_performance(str(tmp_path / "profile.json"))
     network.io_txt_dump(str(tmp_path / "io.txt"))
     for case in (0, 3):
-        _run(network, entry["inputs"], [ref[f"case{case}:input:{n}"] for n in entry["inputs"]])
+        run(network, {n: ref[f"case{case}:input:{n}"] for n in entry["inputs"]})
     profile = json.loads((tmp_path / "profile.json").read_text())
     shapes = [s for v in profile["graph_exec"]["var"].values() for s in v["shape"]]
     assert any(isinstance(s, str) and s.startswith("n") for s in shapes)
@@ -243,7 +210,7 @@ def test_a_detector_fed_a_new_image_size_compiles_once(monkeypatch):
     rs = np.random.RandomState(5)
     for size in (160, 128, 160, 160, 128):
         image = rs.randint(0, 256, (1, 3, size, size)).astype(np.float32)
-        _run(network, ["image", "im_info"], [image, np.full((1, 4), size, np.float32)])
+        run(network, {"image": image, "im_info": np.full((1, 4), size, np.float32)})
         layout = network.get_io_tensor("boxes").layout
         assert layout.shapes[1:3] == [4, 4] and layout.shapes[0] <= 16
     assert len(compiled) == 1

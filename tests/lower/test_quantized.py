@@ -11,7 +11,7 @@ from conftest import MANIFEST, BY_NAME, assert_matches, model_path, reference
 from megenginelite.format import read_model
 from megenginelite.graph import build_graph, infer_graph
 from megenginelite.graph.quant import quantize
-from megenginelite.tools.export import export_onnx
+from megenginelite.cli.export import export_onnx
 
 QUANTIZED = [e["name"] for e in MANIFEST if e["name"].startswith("q_") and "KNOWN BAD REFERENCE" not in e["note"]]
 

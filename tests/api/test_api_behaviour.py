@@ -19,7 +19,6 @@ test fails if the scenario starts matching the recording (so the list stays exac
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,13 +29,9 @@ import megenginelite as lite
 from megenginelite import crypto, global_setting
 from megenginelite.runtime import cache as runtime_cache
 
-TESTS = Path(__file__).resolve().parent
-if str(TESTS) not in sys.path:
-    sys.path.insert(0, str(TESTS))
+import api_scenarios  # next to this file
 
-import api_scenarios  # noqa: E402
-
-FIXTURES = TESTS / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RECORDED: dict[str, Any] = json.loads((FIXTURES / "api_behaviour.json").read_text())
 
 

@@ -19,7 +19,7 @@ from conftest import BY_NAME, FIXTURES, model_path, reference
 from megenginelite import LiteNetwork
 from megenginelite.lower import OPSET
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def cli(*args, check: int | None = 0) -> subprocess.CompletedProcess:
@@ -320,7 +320,7 @@ def test_convert_matches_reference(name, tmp_path):
         assert_close(fx, got[n], ref[f"output:{n}"], n)
 
 
-DETECT = Path(__file__).parent / "fixtures" / "detect"
+DETECT = Path(__file__).parents[1] / "fixtures" / "detect"
 
 
 def test_info_and_convert_a_detector_with_run_time_sizes(tmp_path):
@@ -391,7 +391,7 @@ def test_newer_opset_without_a_converter_adapter(monkeypatch):
     from onnx import version_converter
 
     from megenginelite.format import read_model
-    from megenginelite.tools.export import export_onnx
+    from megenginelite.cli.export import export_onnx
 
     def broken(model, opset):
         raise RuntimeError("no adapter")

@@ -13,7 +13,7 @@ import pytest
 
 from megenginelite.graph.input_order import libstdcxx_string_hash, original_input_order
 
-CASES_FILE = Path(__file__).parent / "fixtures" / "input_order_cases.json"
+CASES_FILE = Path(__file__).parents[1] / "fixtures" / "input_order_cases.json"
 CASES = json.loads(CASES_FILE.read_text())
 
 

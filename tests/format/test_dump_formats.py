@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_matches
+from conftest import assert_matches, run
 from megenginelite import LiteNetwork
 from megenginelite.errors import ModelFormatError, UnsupportedOperatorError
 from megenginelite.format import detect_format, read_model
@@ -27,7 +27,7 @@ from megenginelite.format.mgb1 import TYPE_IDS, UnknownOperatorTypeError, output
 from megenginelite.format.xxh64 import MGB_SEED, mgb_type_id, xxh64
 from megenginelite.graph.build import build_graph, canonical_kind
 
-FORMATS = Path(__file__).parent / "fixtures" / "formats"
+FORMATS = Path(__file__).parents[1] / "fixtures" / "formats"
 MANIFEST = json.loads((FORMATS / "manifest.json").read_text())
 BY_NAME = {e["name"]: e for e in MANIFEST}
 # The assert variant has an extra "out:expect" input and an AssertEqual output: checked separately.
@@ -41,14 +41,6 @@ def data_of(name: str) -> bytes:
 def reference(entry: dict) -> dict[str, np.ndarray]:
     with np.load(FORMATS / f"{entry['name']}.npz") as z:
         return {k: z[k] for k in z.files}
-
-
-def run(network: LiteNetwork, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    for name, value in feeds.items():
-        network.get_io_tensor(name).set_data_by_copy(value)
-    network.forward()
-    network.wait()
-    return {name: network.get_io_tensor(name).to_numpy() for name in network.get_all_output_name()}
 
 
 def load_or_skip(path: Path) -> LiteNetwork:

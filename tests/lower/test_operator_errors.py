@@ -85,7 +85,7 @@ def test_convert_refuses_a_rejected_lowering(invalid_pooling_lowering):
     """The exported model is type-checked: a node ONNX Runtime would refuse never reaches the file."""
     from conftest import BY_NAME, model_path
     from megenginelite.format import read_model
-    from megenginelite.tools.export import export_onnx
+    from megenginelite.cli.export import export_onnx
 
     entry = BY_NAME[invalid_pooling_lowering]
     with open(model_path(entry), "rb") as f:

@@ -29,7 +29,7 @@ import weakref
 import numpy as np
 import pytest
 
-from conftest import FIXTURES
+from conftest import FIXTURES, run
 from megenginelite import LiteDeviceType, LiteLayout, LiteNetwork, LiteTensor
 from megenginelite.errors import DeviceError, InvalidInputError, LiteError, UnsupportedDTypeError
 
@@ -44,21 +44,13 @@ def network(path: str = TWO) -> LiteNetwork:
     return net
 
 
-def run(net: LiteNetwork, **inputs) -> dict[str, np.ndarray]:
-    for name, value in inputs.items():
-        net.get_io_tensor(name).set_data_by_copy(value)
-    net.forward()
-    net.wait()
-    return {name: net.get_io_tensor(name).to_numpy() for name in net.get_all_output_name()}
-
-
 def ones(*shape, dtype="float32") -> np.ndarray:
     return np.ones(shape, dtype)
 
 
 @pytest.fixture(scope="module")
 def reference() -> dict[str, np.ndarray]:
-    return run(network(), a=ones(1, 8), b=ones(1, 8) * 2)
+    return run(network(), {"a": ones(1, 8), "b": ones(1, 8) * 2})
 
 
 # ------------------------------------------------------------------------------------------------ names, dtypes
@@ -75,7 +67,7 @@ def test_wrong_dtype_is_reported_at_forward_and_the_network_recovers(reference):
     net.get_io_tensor("a").set_data_by_copy(np.ones((1, 8), np.int32))
     with pytest.raises(InvalidInputError, match=r"dtype mismatch: get=Int32 expect=Float32.*'a'"):
         net.forward()
-    assert all(np.array_equal(reference[k], v) for k, v in run(net, a=ones(1, 8), b=ones(1, 8) * 2).items())
+    assert all(np.array_equal(reference[k], v) for k, v in run(net, {"a": ones(1, 8), "b": ones(1, 8) * 2}).items())
 
 
 def test_int_model_fed_floats():
@@ -105,11 +97,11 @@ def test_shape_the_graph_cannot_take(shape, match, reference):
         net.forward()
     assert "MatrixMul" in str(info.value)  # names the operator that cannot take it
     # the network is still usable with a good shape
-    assert all(np.array_equal(reference[k], v) for k, v in run(net, a=ones(1, 8), b=ones(1, 8) * 2).items())
+    assert all(np.array_equal(reference[k], v) for k, v in run(net, {"a": ones(1, 8), "b": ones(1, 8) * 2}).items())
 
 
 def test_another_batch_the_graph_can_take(reference):
-    out = run(network(), a=ones(3, 8), b=ones(1, 8) * 2)
+    out = run(network(), {"a": ones(3, 8), "b": ones(1, 8) * 2})
     assert out["sum_out"].shape == (3, 8)
     np.testing.assert_allclose(out["sum_out"], np.broadcast_to(reference["sum_out"], (3, 8)), rtol=1e-6)
 
@@ -149,7 +141,7 @@ def test_non_contiguous_array(make, method, reference):
 def test_transpose_of_a_vector_is_contiguous_and_accepted(reference):
     column = np.ones((8, 1), np.float32)
     assert column.T.flags.c_contiguous
-    out = run(network(), a=column.T, b=ones(1, 8) * 2)
+    out = run(network(), {"a": column.T, "b": ones(1, 8) * 2})
     assert np.array_equal(out["sum_out"], reference["sum_out"])
 
 
@@ -157,15 +149,15 @@ def test_transpose_of_a_vector_is_contiguous_and_accepted(reference):
 
 def test_nan_and_inf_propagate_elementwise():
     x = np.array([np.nan, np.inf, -np.inf, 0.0, 1.0, -1.0] * 4, np.float32).reshape(4, 6)
-    out = run(network(EXP), x=x)["out"]
+    out = run(network(EXP), {"x": x})["out"]
     with np.errstate(all="ignore"):
         np.testing.assert_allclose(out, np.exp(x), rtol=1e-6)  # nan -> nan, inf -> inf, -inf -> 0
 
 
 def test_nan_propagates_through_a_model():
-    out = run(network(), a=np.full((1, 8), np.nan, np.float32), b=ones(1, 8))
+    out = run(network(), {"a": np.full((1, 8), np.nan, np.float32), "b": ones(1, 8)})
     assert np.isnan(out["sum_out"]).all() and np.isnan(out["prod_out"]).all()
-    out = run(network(), a=np.full((1, 8), np.inf, np.float32), b=ones(1, 8))
+    out = run(network(), {"a": np.full((1, 8), np.inf, np.float32), "b": ones(1, 8)})
     assert not np.isfinite(out["sum_out"]).any()
 
 
@@ -177,7 +169,7 @@ def test_forward_before_any_input_is_set_runs_on_zeros():
     net.wait()
     assert np.array_equal(net.get_io_tensor("a").to_numpy(), np.zeros((1, 8), np.float32))
     unset = {n: net.get_io_tensor(n).to_numpy() for n in net.get_all_output_name()}
-    explicit = run(network(), a=np.zeros((1, 8), np.float32), b=np.zeros((1, 8), np.float32))
+    explicit = run(network(), {"a": np.zeros((1, 8), np.float32), "b": np.zeros((1, 8), np.float32)})
     assert all(np.array_equal(unset[k], explicit[k]) for k in explicit)
 
 
@@ -186,7 +178,7 @@ def test_forward_before_any_input_is_set_runs_on_zeros():
 def test_tensors_keep_working_after_their_network_is_gone(reference):
     net = network()
     a, out = net.get_io_tensor("a"), net.get_io_tensor("sum_out")
-    run(net, a=ones(1, 8), b=ones(1, 8) * 2)
+    run(net, {"a": ones(1, 8), "b": ones(1, 8) * 2})
     view = out.get_data_by_share()
     gone = weakref.ref(net)
     del net
@@ -223,7 +215,7 @@ def test_share_memory_with_a_larger_tensor_changes_the_input_shape(reference):
     src.set_data_by_copy(ones(2, 8))
     net.get_io_tensor("a").share_memory_with(src)
     assert net.get_io_tensor("a").layout.shapes == [2, 8]
-    out = run(net, b=ones(1, 8) * 2)
+    out = run(net, {"b": ones(1, 8) * 2})
     np.testing.assert_allclose(out["sum_out"], np.broadcast_to(reference["sum_out"], (2, 8)), rtol=1e-6)
 
 
@@ -245,7 +237,7 @@ def test_output_sharing_too_small_memory_gets_its_own(reference):
     small.set_data_by_copy(np.full((1, 4), 7, np.float32))
     out = net.get_io_tensor("sum_out")
     out.share_memory_with(small)
-    run(net, a=ones(1, 8), b=ones(1, 8) * 2)
+    run(net, {"a": ones(1, 8), "b": ones(1, 8) * 2})
     assert np.array_equal(small.to_numpy(), np.full((1, 4), 7, np.float32))  # never written past or into
     assert np.array_equal(out.to_numpy(), reference["sum_out"])
 
@@ -255,7 +247,7 @@ def test_output_sharing_larger_memory_is_written_at_its_start(reference):
     big = LiteTensor(LiteLayout([2, 8], "float32"))
     big.set_data_by_copy(np.full((2, 8), 7, np.float32))
     net.get_io_tensor("sum_out").share_memory_with(big)
-    run(net, a=ones(1, 8), b=ones(1, 8) * 2)
+    run(net, {"a": ones(1, 8), "b": ones(1, 8) * 2})
     assert np.array_equal(big.to_numpy()[0], reference["sum_out"][0])
     assert np.array_equal(big.to_numpy()[1], np.full(8, 7, np.float32))
 
@@ -266,7 +258,7 @@ def test_share_memory_with_a_pinned_host_cuda_tensor(reference):
     src.set_data_by_copy(ones(1, 8))
     net = network()
     net.get_io_tensor("a").share_memory_with(src)
-    assert np.array_equal(run(net, b=ones(1, 8) * 2)["sum_out"], reference["sum_out"])
+    assert np.array_equal(run(net, {"b": ones(1, 8) * 2})["sum_out"], reference["sum_out"])
 
 
 def test_device_tensor_without_a_device_is_a_device_error():
@@ -292,7 +284,7 @@ def test_share_memory_with_a_device_tensor_on_the_emulated_device(reference):
         net = network()
         net.get_io_tensor("a").share_memory_with(src)
         net.get_io_tensor("sum_out").share_memory_with(dst)
-        out = run(net, b=ones(1, 8) * 2)
+        out = run(net, {"b": ones(1, 8) * 2})
         assert np.array_equal(out["sum_out"], reference["sum_out"])
         assert np.array_equal(dst.to_numpy(), reference["sum_out"])
     finally:
@@ -338,7 +330,7 @@ def test_ctypes_buffer_of_the_right_size_is_shared_without_copy(reference):
     t = net.get_io_tensor("a")
     t.set_data_by_share(buf, 32)
     assert t.get_ctypes_memory().value == ctypes.addressof(buf)
-    assert np.array_equal(run(net, b=ones(1, 8) * 2)["sum_out"], reference["sum_out"])
+    assert np.array_equal(run(net, {"b": ones(1, 8) * 2})["sum_out"], reference["sum_out"])
     out_buf = (ctypes.c_float * 8)()
     net.get_io_tensor("sum_out").set_data_by_share(out_buf)
     net.forward()
@@ -350,4 +342,4 @@ def test_int_address_is_trusted_as_in_the_original(reference):
     backing = ones(1, 8)
     net = network()
     net.get_io_tensor("a").set_data_by_copy(backing.ctypes.data, backing.nbytes)
-    assert np.array_equal(run(net, b=ones(1, 8) * 2)["sum_out"], reference["sum_out"])
+    assert np.array_equal(run(net, {"b": ones(1, 8) * 2})["sum_out"], reference["sum_out"])

@@ -29,7 +29,7 @@ from tritonclient.utils import InferenceServerException  # noqa: E402
 
 SHUFFLENET = BY_NAME["shufflenet_v2"]
 MODEL = "shufflenet_v2"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 60.0  # every HTTP call and every wait: a hang fails the test instead of blocking it
 MAX_REQUEST_MB = 4
 

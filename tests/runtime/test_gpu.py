@@ -16,14 +16,13 @@ import threading
 import numpy as np
 import pytest
 
-from conftest import BY_NAME, model_path, reference, unordered_rows
+from conftest import BY_NAME, manifest_params, model_path, reference, run, unordered_rows
 from megenginelite import *  # noqa: F401,F403  (as user code does)
 from megenginelite.errors import DeviceError
 from megenginelite.runtime.device import CudaBackend, tensorrt_unavailable_reason, use_backend
 from megenginelite.runtime.memory import DeviceMemory
 from test_device import _gpu_available, quick_start_program
-from test_dynamic_shapes import DYNAMIC_CASES, DYNAMIC_MANIFEST, check_run_time_case
-from test_models import _params, run_network as forward
+from run_time_cases import DYNAMIC_CASES, DYNAMIC_MANIFEST, check_run_time_case
 
 CUDA = LiteDeviceType.LITE_CUDA
 CPU = LiteDeviceType.LITE_CPU
@@ -65,13 +64,13 @@ def assert_close(entry: dict, got: np.ndarray, want: np.ndarray, what: str) -> N
 
 def _fixture_params(models_only: bool) -> list:
     """test_models' parameters (with its expected failures), or only the whole-model fixtures."""
-    return [p for p in _params() if not models_only or p.values[0]["category"] == "model"]
+    return [p for p in manifest_params() if not models_only or p.values[0]["category"] == "model"]
 
 
 def check_fixture(entry: dict, network: LiteNetwork) -> None:
     ref = reference(entry)
     network.load(model_path(entry))
-    outputs = forward(network, {n: ref[f"input:{n}"] for n in entry["inputs"]})
+    outputs = run(network, {n: ref[f"input:{n}"] for n in entry["inputs"]})
     for name in entry["outputs"]:
         got, want = outputs[name], ref[f"output:{name}"]
         if unordered_rows(entry):
@@ -186,7 +185,7 @@ def test_new_input_shapes_each_get_their_own_graph():
     network.load(model_path(small))
     for entry in (big, small, big):
         ref = reference(entry)
-        out = forward(network, {"data": ref["input:data"]})["Softmax"]
+        out = run(network, {"data": ref["input:data"]})["Softmax"]
         np.testing.assert_allclose(out, ref["output:Softmax"], rtol=RTOL, atol=1e-6)
         assert network._plan.graph_io is not None  # replayed as a CUDA graph at both batch sizes
     assert len(network._model._plans) == 2
@@ -202,9 +201,9 @@ def test_cuda_graph_gives_the_same_outputs_as_plain_cuda(monkeypatch):
     assert graphed._plan.graph_io is not None and plain._plan.graph_io is None
     for seed in range(3):
         data = np.random.RandomState(seed).uniform(0, 1, (1, 3, 224, 224)).astype("float32")
-        np.testing.assert_array_equal(forward(graphed, {"data": data})["Softmax"],
-                                      forward(plain, {"data": data})["Softmax"])
-    np.testing.assert_allclose(forward(graphed, {"data": ref["input:data"]})["Softmax"], ref["output:Softmax"],
+        np.testing.assert_array_equal(run(graphed, {"data": data})["Softmax"],
+                                      run(plain, {"data": data})["Softmax"])
+    np.testing.assert_allclose(run(graphed, {"data": ref["input:data"]})["Softmax"], ref["output:Softmax"],
                                rtol=RTOL, atol=1e-6)
 
 
@@ -235,7 +234,7 @@ def test_host_inputs_are_read_at_every_forward_without_a_graph(monkeypatch):
     network = cuda_network()
     network.load(model_path(SHUFFLE))
     for row in (0, 1, 2, 1):
-        out = forward(network, {"data": ref["input:data"][row:row + 1]})["Softmax"]
+        out = run(network, {"data": ref["input:data"][row:row + 1]})["Softmax"]
         np.testing.assert_allclose(out, ref["output:Softmax"][row:row + 1], rtol=RTOL, atol=1e-6)
 
 
@@ -251,7 +250,7 @@ def test_networks_sharing_weights_run_from_threads():
     def worker(net: LiteNetwork, row: int) -> None:
         try:
             for _ in range(20):
-                out = forward(net, {"data": ref["input:data"][row:row + 1]})["Softmax"]
+                out = run(net, {"data": ref["input:data"][row:row + 1]})["Softmax"]
                 np.testing.assert_allclose(out, ref["output:Softmax"][row:row + 1], rtol=RTOL, atol=1e-6)
         except Exception as exc:  # reported below
             errors.append(exc)
@@ -275,7 +274,7 @@ def test_use_tensorrt_without_tensorrt_falls_back_to_cuda(caplog):
     assert any(reason in r.getMessage() and "CUDA provider" in r.getMessage() for r in caplog.records)
     assert "TensorrtExecutionProvider" not in network._plan.session.get_providers()
     ref = reference(SMALL)
-    np.testing.assert_allclose(forward(network, {"data": ref["input:data"]})["logits"], ref["output:logits"],
+    np.testing.assert_allclose(run(network, {"data": ref["input:data"]})["logits"], ref["output:logits"],
                                rtol=RTOL, atol=ATOL)
 
 
@@ -288,7 +287,7 @@ def test_a_second_gpu_that_does_not_exist_is_refused():
 def test_batch_inference_example_on_the_gpu_prints_the_real_librarys_cpu_numbers(shufflenet):
     """The quick start's CUDA program (examples/batch_inference.py --device cuda) prints what the real library
     printed for the same program on the CPU."""
-    from test_examples import ROOT, ROUND, assert_same_rounds, batch_inference_rounds
+    from example_runs import ROOT, ROUND, assert_same_rounds, batch_inference_rounds
 
     real = (ROOT / "tests" / "fixtures" / "batch_inference_real_cpu.txt").read_text().splitlines()
     want = [ROUND.fullmatch(line).groups() for line in real]

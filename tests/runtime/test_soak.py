@@ -7,17 +7,8 @@ compiled model per load.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("soak", ROOT / "bench" / "soak.py")
-soak = importlib.util.module_from_spec(_spec)
-sys.modules["soak"] = soak
-_spec.loader.exec_module(soak)
-
-FIXTURES = ROOT / "tests" / "fixtures"
+from bench import soak
+from conftest import FIXTURES
 
 
 def test_forwards_do_not_grow_memory():

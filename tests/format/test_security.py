@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import lite_pack, FIXTURES
+from conftest import FIXTURES
+from tools import lite_pack
 from megenginelite import LiteGlobal, LiteNetwork
 from megenginelite.errors import LiteError, ModelFormatError
 from megenginelite.format import read_model
 
-PACKAGE = Path(__file__).resolve().parents[1] / "megenginelite"
+PACKAGE = Path(__file__).resolve().parents[2] / "megenginelite"
 TWO = FIXTURES / "two_in_two_out.mge"
 
 # exec("open('P','w').close()") when unpickled: creates the file P in the current directory
@@ -188,7 +189,7 @@ def test_packed_info_cannot_start_unbounded_threads(threads):
     from megenginelite.runtime.session import MAX_THREADS
 
     info = {"valid": True, "name": "m", "version": "1.13.0", "device": {"type": "CPU", "number_threads": threads}}
-    blob = lite_pack().pack(TWO.read_bytes(), name="m", info=info, info_cache_parse_method=None, is_fast_run_cache=None)
+    blob = lite_pack.pack(TWO.read_bytes(), name="m", info=info, info_cache_parse_method=None, is_fast_run_cache=None)
     before = threading.active_count()
     start = time.perf_counter()
     net = LiteNetwork()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
-import importlib.util
 import json
 import resource
 import struct
@@ -32,12 +31,9 @@ from hypothesis import strategies as st
 
 from megenginelite import LiteNetwork
 from megenginelite.errors import LiteError, ModelFormatError
+from tools import fuzz_campaign as fc
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("fuzz_campaign", ROOT / "tools" / "fuzz_campaign.py")
-fc = importlib.util.module_from_spec(_spec)
-sys.modules["fuzz_campaign"] = fc
-_spec.loader.exec_module(fc)
+ROOT = fc.ROOT
 
 CORPUS = fc.corpus("ci")
 DATA = {p: p.read_bytes() for p in CORPUS}

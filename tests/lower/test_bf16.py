@@ -22,7 +22,7 @@ from megenginelite.graph import build_graph, infer_graph
 from megenginelite.graph.ir import Graph, Op, Var
 from megenginelite.lower import to_onnx_bytes
 
-BF16_DIR = Path(__file__).parent / "fixtures" / "bf16"
+BF16_DIR = Path(__file__).parents[1] / "fixtures" / "bf16"
 BF16_MANIFEST = json.loads((BF16_DIR / "manifest.json").read_text())
 FILE_BF16 = DType("BFloat16", np.dtype(np.uint16))  # as the format readers decode it
 FLOAT32 = DType("Float32", np.dtype(np.float32))

@@ -12,7 +12,6 @@ Reference data:
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import time
@@ -20,14 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import lite_pack
 
 from megenginelite import crypto, packed
 from megenginelite.errors import LiteError, ModelFormatError
 from megenginelite.struct import LiteConfig, LiteDataType, LiteDeviceType, LiteIO, LiteIOType, LiteNetworkIO
+from tools import lite_pack
 
-ROOT = Path(__file__).resolve().parent.parent
-CRYPTO = Path(__file__).parent / "fixtures" / "crypto"
+ROOT = Path(__file__).resolve().parents[2]
+CRYPTO = Path(__file__).parents[1] / "fixtures" / "crypto"
 MANIFEST = json.loads((CRYPTO / "manifest.json").read_text())
 BY_NAME = {e["name"]: e for e in MANIFEST}
 
@@ -336,17 +335,11 @@ def test_bare_fixture_decrypted_model_is_readable():
     read_model(out, "decrypted")          # trailing padding + hash bytes are ignored by the reader
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("make_crypto_fixtures", ROOT / "tools" / "make_crypto_fixtures.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def rebuilt_cases():
     """The cases rebuilt with the fixture tool's recipes (same bytes as the real library saw, checked by sha256)."""
-    tool = _load_tool()
+    from tools import make_crypto_fixtures as tool
+
     for model in ("resnet18_small", "two_in_two_out"):
         path = ROOT / "tests" / "fixtures" / f"{model}.mge"
         want = next(e["plain_sha256"] for e in MANIFEST if e["model"] == model)
@@ -539,7 +532,7 @@ def test_pack_unpack_round_trip_all_ciphers():
     inner = packed.unpack(model).model
     info = {"valid": True, "name": "n", "version": "1.13.0", "extra_info": {"k": "v"}}
     for method in ("NONE", "AES_default", "RC4_default", "SIMPLE_FAST_RC4_default"):
-        blob = lite_pack().pack(inner, name="n", info=info, model_decryption_method=method,
+        blob = lite_pack.pack(inner, name="n", info=info, model_decryption_method=method,
                                 info_decryption_method=method, encrypt=True, algo_policy=b"\0\0\0\0")
         pm = packed.unpack(blob)
         assert pm.model[:len(inner)] == inner and pm.info.extra_info == '{"k":"v"}'

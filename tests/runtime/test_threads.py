@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from conftest import FIXTURES
+from conftest import FIXTURES, run
 from megenginelite import LiteNetwork
 from megenginelite.runtime import session as session_module
 
@@ -36,14 +36,6 @@ def load(name: str) -> LiteNetwork:
 def inputs_for(name: str, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.RandomState(seed)
     return {k: rng.uniform(-1, 1, shape).astype(np.float32) for k, shape in MODELS[name].items()}
-
-
-def run(net: LiteNetwork, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    for k, v in feeds.items():
-        net.get_io_tensor(k).set_data_by_copy(v)
-    net.forward()
-    net.wait()
-    return {k: net.get_io_tensor(k).to_numpy() for k in net.get_all_output_name()}
 
 
 def sequential(name: str, seeds) -> dict[int, dict[str, np.ndarray]]:
