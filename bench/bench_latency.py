@@ -240,6 +240,41 @@ def flops(model: str, feeds: dict) -> float:
     return 2.0 * total
 
 
+def profile(model: str, threads: int, feeds: dict, recorded: list | None, runs: int) -> dict:
+    """ONNX Runtime's profile of ``runs`` forwards of our session (after one left out): kernel ms per forward by
+    ONNX op type (``onnx``) and by the MegBrain operator type each kernel was lowered from (``megbrain``)."""
+    from dataclasses import replace
+
+    from megenginelite import LiteNetwork
+    from megenginelite.runtime.inspect import onnx_profile_report, profile_report
+
+    net = LiteNetwork()
+    net.threads_number = threads
+    net.load(model)
+    inputs = input_arrays(feeds, recorded)
+    compiled = net._model  # a plan with profiling on: our session options and rewritten graph, as forward() runs
+    with tempfile.TemporaryDirectory() as tmp:
+        plan = compiled.compile({k: v.shape for k, v in inputs.items()}, {k: v.dtype for k, v in inputs.items()},
+                                replace(compiled.config, profile_prefix=f"{tmp}/ort"))
+        outputs = {spec.name: np.empty(spec.shape, spec.dtype.np_dtype) for spec in plan.outputs}
+        for _ in range(runs + 1):
+            plan.run(inputs, outputs)
+        with open(plan.session.end_profiling()) as f:
+            trace = json.load(f)
+    first = min((e for e in trace if e.get("name") == "model_run"), key=lambda e: e["ts"])
+    trace = [e for e in trace if e.get("ts", 0) >= first["ts"] + first["dur"]]  # the first run warms up
+    per_run = {"onnx": onnx_profile_report(trace)["summary"]["by_type_ms"],
+               "megbrain": profile_report(plan.graph, trace)["summary"]["by_type_ms"]}
+    return {kind: {k: v / runs for k, v in table.items()} for kind, table in per_run.items()}
+
+
+def print_profile(label: str, table: dict) -> None:
+    for kind, times in table.items():
+        total = sum(times.values())
+        print(f"{label}{kind} {total:.2f} ms/forward: " + ", ".join(
+            f"{name} {ms:.2f} ({ms / total:.0%})" for name, ms in times.items() if ms >= total * 0.005), flush=True)
+
+
 def print_row(label: str, row: dict) -> None:
     parts = [f"{label}threads={row['threads']} batch={row['batch']}"]
     for name in ("ours", "plain_ort", "real_lite"):
@@ -270,6 +305,10 @@ def run_zoo(args) -> None:
                 print(f"{name} b{batch} ours vs real, max abs diff (max abs real): " + ", ".join(
                     f"{out} {diff:.2e} ({ref:.2e})" for out, (diff, ref) in agreement.items()), flush=True)
             gflops = flops(model, feeds) / 1e9
+            if args.profile:
+                for threads in (int(t) for t in args.threads.split(",")):
+                    print_profile(f"{name} b{batch} t{threads} ", profile(model, threads, feeds, recorded, args.profile))
+                continue
             for threads in (int(t) for t in args.threads.split(",")):
                 row = measure(model, threads, feeds, recorded, args.real_python, args.rounds, args.per_round,
                               args.round_s)
@@ -296,6 +335,8 @@ def main() -> None:
     parser.add_argument("--zoo-batches", default="1,16", help="comma-separated batch sizes of the zoo models")
     parser.add_argument("--round-s", type=float, default=1.0,
                         help="zoo: forwards per round so that one round of ours takes about this long")
+    parser.add_argument("--profile", type=int, metavar="N",
+                        help="zoo: instead of timing, ONNX Runtime's profile of N forwards of ours, per op type")
     args = parser.parse_args()
     if args.zoo:
         run_zoo(args)
