@@ -4,6 +4,15 @@ All runtimes are measured in one run, alternating in rounds so that machine nois
 
     python bench/bench_latency.py tests/fixtures/shufflenet_v2.mge --real-python "$(../shared/tools/real-megengine)"
 
+The zoo set (``bench/zoo_models.py``, dumped by ``make_bench_models.py --zoo`` into bench/models/zoo/), every model
+at batch 1 and 16 and 1 and 2 threads, each fed its recorded input; ours and the real library's outputs are compared
+(max abs difference) before the timing, and each row carries the model's FLOPs and our GFLOP/s::
+
+    python bench/bench_latency.py --zoo all --zoo-batches 1 --rounds 3 --real-python "$PY"
+    python bench/bench_latency.py --zoo bert,yolox_nano,dcgan,resnext50 --zoo-batches 16 --rounds 2 --round-s 1.5 \
+        --real-python "$PY"
+    python bench/bench_latency.py --zoo bert --zoo-batches 16 --threads 1 --profile 10   # where our time goes
+
 "plain ONNX Runtime" runs our exported ONNX graph with default session options (only the thread count set),
 through ``InferenceSession.run``: what a user converting the model to ONNX by hand would get. The real library
 runs in a Python 3.10 worker process (MegEngine 1.13 has no wheel for newer Pythons) driven over a pipe.

@@ -8,7 +8,11 @@ ResNet-18 backbone at 320x320 (into bench/models/detect/).
 They are too big for the repository (bench/models/ is ignored): the fixtures keep reduced widths, the speed
 targets are about the real sizes. Weights are seeded random with calibrated BatchNorm (the fixtures' helpers).
 
-``--float``, ``--quantized``, ``--detect``, ``--periodic`` choose what to write (default: the first three). ``--periodic`` writes
+``--zoo [NAME...]`` writes MegEngine's official model zoo architectures (bench/zoo_models.py: ResNeXt-50 32x4d,
+FCOS with GroupNorm heads, DeepLabV3+, SimpleBaseline-ResNet50, BERT 2x128, DCGAN generator, YOLOX-nano) with their
+batch-1 inputs (``<name>.npz``) into bench/models/zoo/, for ``bench_latency.py --zoo``.
+
+``--float``, ``--quantized``, ``--detect``, ``--periodic``, ``--zoo`` choose what to write (default: the first three). ``--periodic`` writes
 ``resnet18_periodic.mge``: the same network whose every weight tensor repeats one block
 of 4096 random values, so the file compresses ~50x with xz and can travel to the GPU machine (bench/gpu_check.sh),
 whose runs carry at most 64 MiB. GPU kernel times do not depend on the weight values.
