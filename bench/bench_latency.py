@@ -185,6 +185,16 @@ ZOO = ("resnext50", "fcos_gn", "deeplabv3plus", "simplebaseline", "bert", "dcgan
 FLOP_KINDS = ("Convolution", "ConvolutionBackwardData", "MatrixMul", "BatchedMatrixMul")
 
 
+def alternate(runners: dict, rounds: int, per_round: int) -> dict[str, list[float]]:
+    """The latencies of each runner over ``rounds`` rounds of ``per_round`` forwards, the runners taking turns."""
+    times = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            time.sleep(0.05)  # the previous runtime's spinning pool threads go idle before this one runs
+            times[name].extend(run(per_round))
+    return times
+
+
 def measure(model: str, threads: int, feeds: dict, recorded: list | None, real_python: str | None, rounds: int,
             per_round: int, round_s: float | None = None) -> dict:
     """One row: the runtimes alternate ``rounds`` times, ``per_round`` forwards each (with ``round_s``: fewer, so
@@ -201,11 +211,7 @@ def measure(model: str, threads: int, feeds: dict, recorded: list | None, real_p
         per_round = min(per_round, max(2, int(round_s / np.median(runners["ours"](2)))))
     for run in runners.values():
         run(min(per_round, 5))  # warm-up
-    times = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, run in runners.items():
-            time.sleep(0.05)  # the previous runtime's spinning pool threads go idle before this one runs
-            times[name].extend(run(per_round))
+    times = alternate(runners, rounds, per_round)
     if worker:
         worker.close()
     row = {"threads": threads, "batch": feeds[next(iter(feeds))][0][0]}
