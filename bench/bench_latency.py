@@ -4,6 +4,15 @@ All runtimes are measured in one run, alternating in rounds so that machine nois
 
     python bench/bench_latency.py tests/fixtures/shufflenet_v2.mge --real-python "$(../shared/tools/real-megengine)"
 
+The zoo set (``bench/zoo_models.py``, dumped by ``make_bench_models.py --zoo`` into bench/models/zoo/), every model
+at batch 1 and 16 and 1 and 2 threads, each fed its recorded input; ours and the real library's outputs are compared
+(max abs difference) before the timing, and each row carries the model's FLOPs and our GFLOP/s::
+
+    python bench/bench_latency.py --zoo all --zoo-batches 1 --rounds 3 --real-python "$PY"
+    python bench/bench_latency.py --zoo bert,yolox_nano,dcgan,resnext50 --zoo-batches 16 --rounds 2 --round-s 1.5 \
+        --real-python "$PY"
+    python bench/bench_latency.py --zoo bert --zoo-batches 16 --threads 1 --profile 10   # where our time goes
+
 "plain ONNX Runtime" runs our exported ONNX graph with default session options (only the thread count set),
 through ``InferenceSession.run``: what a user converting the model to ONNX by hand would get. The real library
 runs in a Python 3.10 worker process (MegEngine 1.13 has no wheel for newer Pythons) driven over a pipe.
@@ -16,6 +25,7 @@ import json
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,10 +47,15 @@ net.load(path)
 for name, (shape, dtype) in feeds.items():
     value = np.random.RandomState(0).uniform(0, 1, shape).astype(dtype)
     if recorded:
-        value = np.load(recorded[0])[recorded[1] + name]
+        value = np.ascontiguousarray(np.broadcast_to(np.load(recorded[0])[recorded[1] + name], shape))
     net.get_io_tensor(name).set_data_by_copy(value)
 print("ready", flush=True)
 for line in sys.stdin:
+    if line.startswith("save "):  # one forward, its outputs written to the .npz named
+        net.forward(); net.wait()
+        np.savez(line[5:].strip(), **{n: net.get_io_tensor(n).to_numpy() for n in net.get_all_output_name()})
+        print("[]", flush=True)
+        continue
     times = []
     for _ in range(int(line)):
         start = time.perf_counter(); net.forward(); net.wait(); times.append(time.perf_counter() - start)
@@ -62,7 +77,14 @@ class RealWorker:
         else:
             raise RuntimeError("the real megenginelite worker failed to start")
 
-    def run(self, n: int) -> list[float]:
+    def outputs(self) -> dict[str, np.ndarray]:
+        """The outputs of one forward."""
+        with tempfile.TemporaryDirectory() as tmp:
+            self.run(f"save {tmp}/out.npz")
+            with np.load(f"{tmp}/out.npz") as data:
+                return dict(data)
+
+    def run(self, n: int | str) -> list[float]:
         self.proc.send_signal(signal.SIGCONT)
         self.proc.stdin.write(f"{n}\n")
         self.proc.stdin.flush()
@@ -80,9 +102,10 @@ class RealWorker:
 def input_arrays(feeds: dict, recorded: list | None = None) -> dict[str, np.ndarray]:
     """uniform [0, 1) inputs, or the arrays ``<prefix><name>`` of a recorded ``.npz`` (``recorded`` = [path,
     prefix]): a detector's input decides how much work its run-time-sized part does."""
-    if recorded:
+    if recorded:  # a batch-1 recording is repeated up to the batch asked for
         data = np.load(recorded[0])
-        return {name: data[recorded[1] + name] for name in feeds}
+        return {name: np.ascontiguousarray(np.broadcast_to(data[recorded[1] + name], shape))
+                for name, (shape, _) in feeds.items()}
     return {name: np.random.RandomState(0).uniform(0, 1, shape).astype(dtype) for name, (shape, dtype) in feeds.items()}
 
 
@@ -103,6 +126,12 @@ def ours_runner(model: str, threads: int, feeds: dict, recorded: list | None = N
             net.wait()
             times.append(time.perf_counter() - start)
         return times
+
+    def outputs() -> dict[str, np.ndarray]:
+        net.forward()
+        net.wait()
+        return {name: net.get_io_tensor(name).to_numpy() for name in net.get_all_output_name()}
+    run.outputs = outputs  # the real worker's outputs() counterpart, for the zoo's agreement check
     return run
 
 
@@ -151,9 +180,163 @@ def summarize(times: list[float]) -> dict:
     return {"median_ms": float(np.median(ms)), "p90_ms": float(np.percentile(ms, 90)), "runs": len(ms)}
 
 
+ZOO_DIR = Path(__file__).resolve().parent / "models" / "zoo"
+ZOO = ("resnext50", "fcos_gn", "deeplabv3plus", "simplebaseline", "bert", "dcgan", "yolox_nano")
+FLOP_KINDS = ("Convolution", "ConvolutionBackwardData", "MatrixMul", "BatchedMatrixMul")
+
+
+def alternate(runners: dict, rounds: int, per_round: int) -> dict[str, list[float]]:
+    """The latencies of each runner over ``rounds`` rounds of ``per_round`` forwards, the runners taking turns."""
+    times = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            time.sleep(0.05)  # the previous runtime's spinning pool threads go idle before this one runs
+            times[name].extend(run(per_round))
+    return times
+
+
+def measure(model: str, threads: int, feeds: dict, recorded: list | None, real_python: str | None, rounds: int,
+            per_round: int, round_s: float | None = None) -> dict:
+    """One row: the runtimes alternate ``rounds`` times, ``per_round`` forwards each (with ``round_s``: fewer, so
+    that one round of ours takes about ``round_s`` seconds, at least 2)."""
+    runners = {"ours": ours_runner(model, threads, feeds, recorded),
+               "plain_ort": plain_ort_runner(model, threads, feeds, recorded)}
+    worker = None
+    if real_python:
+        worker = RealWorker(real_python, model, threads, feeds, recorded)
+        runners["real_lite"] = worker.run
+    for run in runners.values():
+        run(1)  # the first forward compiles
+    if round_s:
+        per_round = min(per_round, max(2, int(round_s / np.median(runners["ours"](2)))))
+    for run in runners.values():
+        run(min(per_round, 5))  # warm-up
+    times = alternate(runners, rounds, per_round)
+    if worker:
+        worker.close()
+    row = {"threads": threads, "batch": feeds[next(iter(feeds))][0][0]}
+    row.update({name: summarize(t) for name, t in times.items()})
+    row["ours/plain_ort"] = row["ours"]["median_ms"] / row["plain_ort"]["median_ms"]
+    if "real_lite" in row:
+        row["ours/real_lite"] = row["ours"]["median_ms"] / row["real_lite"]["median_ms"]
+    return row
+
+
+def output_agreement(model: str, feeds: dict, recorded: list | None, real_python: str) -> dict[str, tuple]:
+    """Per output: (max |ours - real|, max |real|) of one forward, at 1 thread."""
+    ours = ours_runner(model, 1, feeds, recorded).outputs()
+    worker = RealWorker(real_python, model, 1, feeds, recorded)
+    real = worker.outputs()
+    worker.close()
+    return {name: (float(np.abs(ours[name].astype(np.float64) - ref).max(initial=0)),
+                   float(np.abs(ref).max(initial=0))) for name, ref in real.items()}
+
+
+def flops(model: str, feeds: dict) -> float:
+    """2 x the multiply-adds of the convolutions, deconvolutions and matrix products (the arithmetic the cores'
+    FMA peak is about), from our graph's inferred shapes."""
+    from megenginelite.format import read_model
+    from megenginelite.graph import build_graph, infer_graph
+
+    graph = build_graph(read_model(Path(model).read_bytes(), model))
+    infer_graph(graph, {name: shape for name, (shape, _) in feeds.items()})
+    total = 0
+    for op in graph.ops:
+        if op.kind not in FLOP_KINDS:
+            continue
+        out = int(np.prod(op.outputs[0].shape))
+        if op.kind == "Convolution":  # weight (OC, IC/g, kh, kw) or grouped (g, OC/g, IC/g, kh, kw)
+            total += out * int(np.prod(op.inputs[1].shape[-3:]))
+        elif op.kind == "ConvolutionBackwardData":  # weight (OC of the forward, IC/g, kh, kw); diff has OC channels
+            total += int(np.prod(op.inputs[1].shape)) * int(np.prod(op.inputs[0].shape[-3:]))
+        else:  # (batched) A x B: the reduced dimension is A's last unless A is transposed
+            a = op.inputs[0].shape
+            total += out * (a[-2] if op.params.get("transposeA") else a[-1])
+    return 2.0 * total
+
+
+def profile(model: str, threads: int, feeds: dict, recorded: list | None, runs: int) -> dict:
+    """ONNX Runtime's profile of ``runs`` forwards of our session (after one left out): kernel ms per forward by
+    ONNX op type (``onnx``) and by the MegBrain operator type each kernel was lowered from (``megbrain``)."""
+    from dataclasses import replace
+
+    from megenginelite import LiteNetwork
+    from megenginelite.runtime.inspect import onnx_profile_report, profile_report
+
+    net = LiteNetwork()
+    net.threads_number = threads
+    net.load(model)
+    inputs = input_arrays(feeds, recorded)
+    compiled = net._model  # a plan with profiling on: our session options and rewritten graph, as forward() runs
+    with tempfile.TemporaryDirectory() as tmp:
+        plan = compiled.compile({k: v.shape for k, v in inputs.items()}, {k: v.dtype for k, v in inputs.items()},
+                                replace(compiled.config, profile_prefix=f"{tmp}/ort"))
+        outputs = {spec.name: np.empty(spec.shape, spec.dtype.np_dtype) for spec in plan.outputs}
+        for _ in range(runs + 1):
+            plan.run(inputs, outputs)
+        with open(plan.session.end_profiling()) as f:
+            trace = json.load(f)
+    first = min((e for e in trace if e.get("name") == "model_run"), key=lambda e: e["ts"])
+    trace = [e for e in trace if e.get("ts", 0) >= first["ts"] + first["dur"]]  # the first run warms up
+    per_run = {"onnx": onnx_profile_report(trace)["summary"]["by_type_ms"],
+               "megbrain": profile_report(plan.graph, trace)["summary"]["by_type_ms"]}
+    return {kind: {k: v / runs for k, v in table.items()} for kind, table in per_run.items()}
+
+
+def print_profile(label: str, table: dict) -> None:
+    for kind, times in table.items():
+        total = sum(times.values())
+        print(f"{label}{kind} {total:.2f} ms/forward: " + ", ".join(
+            f"{name} {ms:.2f} ({ms / total:.0%})" for name, ms in times.items() if ms >= total * 0.005), flush=True)
+
+
+def print_row(label: str, row: dict) -> None:
+    parts = [f"{label}threads={row['threads']} batch={row['batch']}"]
+    for name in ("ours", "plain_ort", "real_lite"):
+        if name in row:
+            parts.append(f"{name} {row[name]['median_ms']:.2f} ({row[name]['p90_ms']:.2f})")
+    parts.append(f"ours/plain_ort={row['ours/plain_ort']:.2f}")
+    if "ours/real_lite" in row:
+        parts.append(f"ours/real_lite={row['ours/real_lite']:.2f}")
+    if "gflops" in row:
+        parts.append(f"{row['gflops']:.2f} GFLOP, ours {row['gflops'] / row['ours']['median_ms'] * 1e3:.0f} GFLOP/s")
+    print("  ".join(parts), flush=True)
+
+
+def run_zoo(args) -> None:
+    """Every zoo model (``make_bench_models.py --zoo``) at each batch and thread count, fed its recorded input
+    (repeated up to the batch); the outputs of ours and the real library compared first."""
+    names = args.zoo.split(",") if args.zoo != "all" else list(ZOO)
+    print(describe())
+    print(f"zoo: {args.rounds} rounds per runtime, forwards per round: about {args.round_s} s of ours, 2 to "
+          f"{args.per_round}; medians (p90) in ms")
+    results = []
+    for name in names:
+        model, recorded = str(ZOO_DIR / f"{name}.mge"), [str(ZOO_DIR / f"{name}.npz"), "input:"]
+        for batch in (int(b) for b in args.zoo_batches.split(",")):
+            feeds = model_feeds(model, batch)
+            if args.real_python:
+                agreement = output_agreement(model, feeds, recorded, args.real_python)
+                print(f"{name} b{batch} ours vs real, max abs diff (max abs real): " + ", ".join(
+                    f"{out} {diff:.2e} ({ref:.2e})" for out, (diff, ref) in agreement.items()), flush=True)
+            gflops = flops(model, feeds) / 1e9
+            if args.profile:
+                for threads in (int(t) for t in args.threads.split(",")):
+                    print_profile(f"{name} b{batch} t{threads} ", profile(model, threads, feeds, recorded, args.profile))
+                continue
+            for threads in (int(t) for t in args.threads.split(",")):
+                row = measure(model, threads, feeds, recorded, args.real_python, args.rounds, args.per_round,
+                              args.round_s)
+                row.update(model=name, gflops=gflops)
+                print_row(f"{name} ", row)
+                results.append(row)
+    if args.json:
+        print(json.dumps({"machine": describe(), "results": results}, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model")
+    parser.add_argument("model", nargs="?")
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     parser.add_argument("--batch", type=int, default=None, help="override the batch size of every input")
     parser.add_argument("--rounds", type=int, default=10, help="alternating rounds per runtime")
@@ -163,48 +346,30 @@ def main() -> None:
     parser.add_argument("--inputs", metavar="NPZ[:PREFIX]",
                         help="feed the arrays <PREFIX><input name> of a recorded .npz instead of uniform [0, 1), e.g. "
                              "tests/fixtures/detect/faster_rcnn.npz:case0:input:")
+    parser.add_argument("--zoo", metavar="all|NAME,...", help=f"the zoo set instead of one model: {', '.join(ZOO)}")
+    parser.add_argument("--zoo-batches", default="1,16", help="comma-separated batch sizes of the zoo models")
+    parser.add_argument("--round-s", type=float, default=1.0,
+                        help="zoo: forwards per round so that one round of ours takes about this long")
+    parser.add_argument("--profile", type=int, metavar="N",
+                        help="zoo: instead of timing, ONNX Runtime's profile of N forwards of ours, per op type")
     args = parser.parse_args()
+    if args.zoo:
+        run_zoo(args)
+        return
+    if not args.model:
+        parser.error("a model or --zoo is needed")
 
     feeds = model_feeds(args.model, args.batch)
     recorded = list(args.inputs.partition(":")[::2]) if args.inputs else None
-    results = []
-    for threads in [int(t) for t in args.threads.split(",")]:
-        runners = {"ours": ours_runner(args.model, threads, feeds, recorded),
-                   "plain_ort": plain_ort_runner(args.model, threads, feeds, recorded)}
-        worker = None
-        if args.real_python:
-            worker = RealWorker(args.real_python, args.model, threads, feeds, recorded)
-            runners["real_lite"] = worker.run
-        times = {name: [] for name in runners}
-        for name, run in runners.items():
-            run(5)  # warm-up
-        for _ in range(args.rounds):
-            for name, run in runners.items():
-                time.sleep(0.05)  # the previous runtime's spinning pool threads go idle before this one runs
-                times[name].extend(run(args.per_round))
-        if worker:
-            worker.close()
-        row = {"threads": threads, "batch": args.batch or feeds[next(iter(feeds))][0][0]}
-        row.update({name: summarize(t) for name, t in times.items()})
-        row["ours/plain_ort"] = row["ours"]["median_ms"] / row["plain_ort"]["median_ms"]
-        if "real_lite" in row:
-            row["ours/real_lite"] = row["ours"]["median_ms"] / row["real_lite"]["median_ms"]
-        results.append(row)
-
+    results = [measure(args.model, threads, feeds, recorded, args.real_python, args.rounds, args.per_round)
+               for threads in (int(t) for t in args.threads.split(","))]
     if args.json:
         print(json.dumps({"machine": describe(), "results": results}, indent=1))
         return
     print(describe())
     print(f"model {args.model}, {args.rounds}x{args.per_round} forwards per runtime, medians (p90) in ms")
     for row in results:
-        parts = [f"threads={row['threads']} batch={row['batch']}"]
-        for name in ("ours", "plain_ort", "real_lite"):
-            if name in row:
-                parts.append(f"{name} {row[name]['median_ms']:.2f} ({row[name]['p90_ms']:.2f})")
-        parts.append(f"ours/plain_ort={row['ours/plain_ort']:.2f}")
-        if "ours/real_lite" in row:
-            parts.append(f"ours/real_lite={row['ours/real_lite']:.2f}")
-        print("  ".join(parts))
+        print_row("", row)
 
 
 if __name__ == "__main__":

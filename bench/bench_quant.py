@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
-from bench_latency import RealWorker, model_feeds, ours_runner, summarize
+from bench_latency import RealWorker, alternate, model_feeds, ours_runner, summarize
 from machine import describe
 
 MODELS = Path(__file__).resolve().parent / "models"
@@ -28,13 +27,9 @@ def measure(net: str, batch: int, threads: int, rounds: int, per_round: int, rea
     if real_python:
         worker = RealWorker(real_python, quantized, threads, feeds)
         runners["real_lite_int8"] = worker.run
-    times = {name: [] for name in runners}
     for run in runners.values():
         run(2)  # warm-up
-    for _ in range(rounds):
-        for name, run in runners.items():
-            time.sleep(0.05)  # the previous runtime's spinning pool threads go idle before this one runs
-            times[name].extend(run(per_round))
+    times = alternate(runners, rounds, per_round)
     if worker:
         worker.close()
     row = {"net": net, "batch": batch, "threads": threads}

@@ -8,7 +8,11 @@ ResNet-18 backbone at 320x320 (into bench/models/detect/).
 They are too big for the repository (bench/models/ is ignored): the fixtures keep reduced widths, the speed
 targets are about the real sizes. Weights are seeded random with calibrated BatchNorm (the fixtures' helpers).
 
-``--float``, ``--quantized``, ``--detect``, ``--periodic`` choose what to write (default: the first three). ``--periodic`` writes
+``--zoo [NAME...]`` writes MegEngine's official model zoo architectures (bench/zoo_models.py: ResNeXt-50 32x4d,
+FCOS with GroupNorm heads, DeepLabV3+, SimpleBaseline-ResNet50, BERT 2x128, DCGAN generator, YOLOX-nano) with their
+batch-1 inputs (``<name>.npz``) into bench/models/zoo/, for ``bench_latency.py --zoo``.
+
+``--float``, ``--quantized``, ``--detect``, ``--periodic``, ``--zoo`` choose what to write (default: the first three). ``--periodic`` writes
 ``resnet18_periodic.mge``: the same network whose every weight tensor repeats one block
 of 4096 random values, so the file compresses ~50x with xz and can travel to the GPU machine (bench/gpu_check.sh),
 whose runs carry at most 64 MiB. GPU kernel times do not depend on the weight values.
@@ -73,6 +77,21 @@ def make_periodic(model) -> None:
 PERIOD = 4096
 
 
+def trace_dump(model, inputs: list[tuple[str, np.ndarray]], path: Path, **options) -> None:
+    """Trace ``model`` (eval mode) on ``inputs`` and dump it to ``path`` with the inputs' names (``options``: more
+    arguments of ``trace.dump``)."""
+    model.eval()
+
+    @fx.trace(symbolic=True, capture_as_const=True)
+    def run(*args):
+        return model(*args)
+
+    run(*[fx.mge.tensor(value) for _, value in inputs])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    run.dump(str(path), arg_names=[name for name, _ in inputs], **options)
+    print("wrote", path)
+
+
 def dump(name: str, model, periodic: bool = False) -> None:
     rs = fx.rng(name)
     fx.init_params(model, rs)
@@ -80,16 +99,7 @@ def dump(name: str, model, periodic: bool = False) -> None:
         make_periodic(model)  # BatchNorm's running statistics stay 0 and 1
     else:
         fx.calibrate_bn(model, rs.uniform(0, 1, (4, 3, 224, 224)).astype("float32"))
-    model.eval()
-
-    @fx.trace(symbolic=True, capture_as_const=True)
-    def run(data):
-        return model(data)
-
-    run(fx.mge.tensor(rs.uniform(0, 1, (1, 3, 224, 224)).astype("float32")))
-    OUT.mkdir(exist_ok=True)
-    run.dump(str(OUT / f"{name}.mge"), arg_names=["data"])
-    print("wrote", OUT / f"{name}.mge")
+    trace_dump(model, [("data", rs.uniform(0, 1, (1, 3, 224, 224)).astype("float32"))], OUT / f"{name}.mge")
 
 
 def dump_quantized(name: str, batch: int) -> None:
@@ -103,22 +113,53 @@ def dump_quantized(name: str, batch: int) -> None:
             model = full()
             fx.init_params(model, fx.rng(f"q_{name}"))
             fx.calibrate_bn(model, fx.rng(f"q_{name}").uniform(0, 1, (4, 3, 224, 224)).astype("float32"))
-        model.eval()
+        trace_dump(model, [("data", rs.uniform(0, 1, shape).astype("float32"))],
+                   OUT / f"q_{name}{suffix}_b{batch}.mge")
 
-        @fx.trace(symbolic=True, capture_as_const=True)
-        def run(data):
-            return model(data)
 
-        run(fx.mge.tensor(rs.uniform(0, 1, shape).astype("float32")))
-        OUT.mkdir(exist_ok=True)
-        path = OUT / f"q_{name}{suffix}_b{batch}.mge"
-        run.dump(str(path), arg_names=["data"])
-        print("wrote", path)
+def zoo_models() -> dict:
+    """name -> (model, [(input name, batch-1 input)]) of the zoo set (bench/zoo_models.py says what each is)."""
+    import zoo_models as zoo  # noqa: E402  (needs MegEngine: imported only for --zoo)
+
+    rs = np.random.RandomState(20261204)
+
+    def image(h, w):
+        return rs.uniform(0, 1, (1, 3, h, w)).astype("float32")
+
+    seq = 48
+    return {
+        "resnext50": (zoo.ResNet(groups=32, width_per_group=4), [("data", image(224, 224))]),
+        "fcos_gn": (zoo.FCOSGN(det, det.BENCH), [("image", rs.randint(0, 256, (1, 3, 320, 320)).astype("float32"))]),
+        "deeplabv3plus": (zoo.DeepLabV3Plus(), [("data", image(224, 224))]),
+        "simplebaseline": (zoo.SimpleBaseline(), [("data", image(256, 192))]),
+        "bert": (zoo.Bert(), [("input_ids", rs.randint(0, 30522, (1, seq)).astype("int32")),
+                              ("token_type_ids", (np.arange(seq) >= seq // 2).astype("int32")[None]),
+                              ("attention_mask", (np.arange(seq) < seq - 8).astype("int32")[None])]),
+        "dcgan": (zoo.DCGANGenerator(), [("noise", rs.normal(0, 1, (1, 128)).astype("float32"))]),
+        "yolox_nano": (zoo.YOLOXNano(), [("data", image(416, 416))]),
+    }
+
+
+def dump_zoo(names: list[str] | None = None) -> None:
+    """bench/models/zoo/<name>.mge and <name>.npz (its batch-1 inputs, ``input:<name>``): seeded random weights,
+    BatchNorm calibrated on a batch of 4 of the models' own kind of input."""
+    for name, (model, inputs) in zoo_models().items():
+        if names and name not in names:
+            continue
+        rs = fx.rng(name)
+        fx.init_params(model, rs, linear_gain=1.5 if name == "bert" else 1.0)
+        if len(inputs) == 1:
+            fx.calibrate_bn(model, np.concatenate([inputs[0][1]] * 4) + rs.normal(0, 0.1, (4, *inputs[0][1].shape[1:]))
+                            .astype("float32"))
+        # MegEngine 1.13's default dump fails on an affine GroupNorm ("bad input shape for polyadic operator:
+        # {128}, {1,128,40,40}" in PassConvertToCompatible): keep the operator, as its users have to
+        trace_dump(model, inputs, OUT / "zoo" / f"{name}.mge", no_change_graph=name == "fcos_gn")
+        np.savez(OUT / "zoo" / f"{name}.npz", **{f"input:{k}": v for k, v in inputs})
 
 
 if __name__ == "__main__":
     fx._import_megengine()
-    wanted = set(sys.argv[1:]) or {"--float", "--quantized", "--detect"}
+    wanted = {a for a in sys.argv[1:] if a.startswith("--")} or {"--float", "--quantized", "--detect"}
     if "--float" in wanted:
         dump("resnet18", fx.ResNet18Small(widths=(64, 128, 256, 512), num_classes=1000))
         dump("mobilenetv2", MobileNetV2())
@@ -130,3 +171,5 @@ if __name__ == "__main__":
         det.make_detectors(OUT / "detect", det.BENCH, all_cases=False)  # .mge and the reference input (.npz case0)
     if "--periodic" in wanted:
         dump("resnet18_periodic", fx.ResNet18Small(widths=(64, 128, 256, 512), num_classes=1000), periodic=True)
+    if "--zoo" in wanted:
+        dump_zoo([a for a in sys.argv[1:] if not a.startswith("--")])

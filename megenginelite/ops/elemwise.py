@@ -556,6 +556,8 @@ def lower_powc(b: Builder, op: Op) -> list[str]:
     dt = op.inputs[0].dtype.np_dtype
     if exp == 2:
         return [b.node("Mul", [x, x])]
+    if exp == 3:  # BERT's tanh GELU: ONNX Runtime's Pow takes a quarter of a small BERT's time, two Muls next to none
+        return [b.node("Mul", [b.node("Mul", [x, x]), x])]
     if exp == 0.5:
         return [b.node("Sqrt", [x])]
     if exp == -0.5:

@@ -53,7 +53,7 @@ CASES = [
       for axis in (0, 1) for ex in (False, True) for rev in (False, True) for dt in (np.float32, np.int32)],
     *[_case("Concat", {"axis": axis}, [(2, 3), (2, 3)], dt) for axis in (0, 1) for dt in (np.float32, np.int32)],
     *[_case("Dimshuffle", {"pattern": p}, [s]) for p, s in (([1, 0], (3, 4)), ([2, 0, 1], (2, 3, 4)))],
-    *[_case("PowC", {"exp": e}, [(3, 4)], positive=True) for e in (2.0, 0.5, -1.0)],
+    *[_case("PowC", {"exp": e}, [(3, 4)], positive=True) for e in (2.0, 0.5, -1.0, 3.0)],
     *[_case("TypeCvt", {"dtype": INT32}, [s]) for s in ((3, 4), (5,))],
     _case("TypeCvt", {"dtype": FLOAT32}, [(3, 4)], np.int32),
     # to a quantized dtype: the fold rule quantizes with graph.quant, the lowering with ONNX QuantizeLinear
