@@ -476,6 +476,53 @@ def _():
                        expect_ops=["LayerNorm", "BatchedMatrixMulV2", "Softmax", "MatrixMulV2"])
 
 
+class BertStyleLayer(M.Module):
+    """One encoder layer as MegEngine/Models' official BERT writes it: its LayerNorm spelled out in means and
+    powers, the tanh GELU formula, separate query/key/value Linears and an additive attention mask."""
+
+    def __init__(self, dim=32, heads=2, hidden=64):
+        super().__init__()
+        self.heads = heads
+        self.query, self.key, self.value = M.Linear(dim, dim), M.Linear(dim, dim), M.Linear(dim, dim)
+        self.out, self.fc1, self.fc2 = M.Linear(dim, dim), M.Linear(dim, hidden), M.Linear(hidden, dim)
+        self.ln_w = [mge.Parameter(np.ones(dim, "float32")) for _ in range(2)]
+        self.ln_b = [mge.Parameter(np.zeros(dim, "float32")) for _ in range(2)]
+
+    def layer_norm(self, x, i):
+        u = F.mean(x, 2, True)
+        s = F.mean((x - u) ** 2, 2, True)
+        return self.ln_w[i] * ((x - u) / ((s + 1e-12) ** 0.5)) + self.ln_b[i]
+
+    def heads_first(self, x, b, t, c):
+        return x.reshape(b, t, self.heads, c // self.heads).transpose(0, 2, 1, 3)
+
+    def forward(self, x, mask):
+        b, t, c = x.shape
+        q, k, v = (self.heads_first(f(x), b, t, c) for f in (self.query, self.key, self.value))
+        scores = F.matmul(q, k.transpose(0, 1, 3, 2)) / math.sqrt(c // self.heads) + mask
+        ctx = F.matmul(F.softmax(scores, 3), v).transpose(0, 2, 1, 3).reshape(b, t, c)
+        a = self.layer_norm(self.out(ctx) + x, 0)
+        h = self.fc1(a)
+        h = h * 0.5 * (1.0 + F.tanh(math.sqrt(2 / math.pi) * (h + 0.044715 * (h ** 3))))
+        return self.layer_norm(self.fc2(h) + a, 1)
+
+
+@fixture("bert_layer", "model", group=1)
+def _():
+    rs = rng("bert_layer")
+    model = BertStyleLayer()
+    init_params(model, rs, linear_gain=1.5)
+    for w, b in zip(model.ln_w, model.ln_b):
+        w.set_value(rs.uniform(0.5, 1.5, w.shape).astype("float32"))
+        b.set_value(rs.normal(0, 0.1, b.shape).astype("float32"))
+    data = rs.normal(0, 1, (2, 8, 32)).astype("float32")
+    mask = np.where(rs.uniform(0, 1, (2, 1, 1, 8)) < 0.25, -10000.0, 0.0).astype("float32")
+    return module_spec(model, [("data", data), ("mask", mask)], output_names=["out"],
+                       note="Official-BERT-style encoder layer (written-out LayerNorm and tanh GELU, additive mask): "
+                            "the pattern graph/fusions.py fuses.",
+                       expect_ops=["BatchedMatrixMulV2", "Softmax", "ReduceV2", "PowC"])
+
+
 @fixture("two_in_two_out", "model", group=1)
 def _():
     rs = rng("two_in_two_out")

@@ -25,6 +25,30 @@ SUPPORTED_MODES: dict[str, list[str]] = {}
 MOVES_VALUES: set[str] = set()
 
 
+# Node outputs that ONNX lets a model leave out (by an empty name): computing them costs time when nothing reads
+# them, e.g. LayerNormalization's mean and inverse deviation, which a MegBrain LayerNorm always declares.
+OPTIONAL_OUTPUTS = {"LayerNormalization": 1, "BatchNormalization": 1, "Dropout": 1, "MaxPool": 1}
+
+
+def prune_unused(nodes: list[Node], outputs: set[str]) -> list[Node]:
+    """``nodes`` without those whose results nothing reads (lowerings emit every output an op declares), and with
+    unread optional outputs left out."""
+    read = set(outputs)
+    kept: list[Node] = []
+    for node in reversed(nodes):
+        if not any(out in read for out in node.outputs):
+            continue
+        first_optional = OPTIONAL_OUTPUTS.get(node.op_type) if not node.domain else None
+        if first_optional is not None:
+            outs = [out if i < first_optional or out in read else "" for i, out in enumerate(node.outputs)]
+            while outs and not outs[-1]:
+                outs.pop()
+            node.outputs = outs
+        read.update(node.inputs)
+        kept.append(node)
+    return kept[::-1]
+
+
 def lowering(*kinds: str, modes=None, moves_values: bool = False):
     """Register the function that lowers MegBrain operators of these kinds to ONNX nodes; ``modes`` names the
     modes (or formats) it handles, for the coverage table; ``moves_values``: the op only moves elements (so it
@@ -345,11 +369,13 @@ class Builder:
                         self.nodes.append(Node("Identity", [self.name(var)], [f"var{var.id}"],
                                                f"expose/var{var.id}"))
                         outputs.append(ValueInfo(f"var{var.id}", var.dtype.np_dtype, tuple(var.shape)))
+        self.nodes = prune_unused(self.nodes, {o.name for o in outputs})
         domains = sorted({n.domain for n in self.nodes if n.domain})  # e.g. com.microsoft for ORT contrib ops
-        initializers: list = self.initializers
+        read = {name for n in self.nodes for name in n.inputs}
+        initializers: list = [(n, a) for n, a in self.initializers if n in read]
         if external_min_bytes is not None:
-            self.external = [(n, a) for n, a in self.initializers if a.nbytes >= external_min_bytes]
-            initializers = [(n, External(a) if a.nbytes >= external_min_bytes else a) for n, a in self.initializers]
+            self.external = [(n, a) for n, a in initializers if a.nbytes >= external_min_bytes]
+            initializers = [(n, External(a) if a.nbytes >= external_min_bytes else a) for n, a in initializers]
         return encode_model(self.nodes, initializers, inputs, outputs,
                             opsets=[("", OPSET)] + [(d, 1) for d in domains], name=name)
 

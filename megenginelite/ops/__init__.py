@@ -4,4 +4,4 @@
 
 from __future__ import annotations
 
-from . import conv, elemwise, image, index, linalg, norm, pooling, reduce, rnn, shape, vision  # noqa: F401
+from . import conv, elemwise, fused, image, index, linalg, norm, pooling, reduce, rnn, shape, vision  # noqa: F401

@@ -79,6 +79,8 @@ def _hswish(b, x, dt):
 
 
 def _gelu(b, x, dt):
+    if np.dtype(dt) == np.float32:  # one fused kernel (ONNX Runtime's erf GELU); its BiasGelu fusion takes a bias add
+        return b.node("Gelu", [x], domain="com.microsoft")
     half = b.node("Mul", [x, _c(b, 0.5, dt)])
     erf = b.node("Erf", [b.node("Mul", [x, _c(b, 1 / math.sqrt(2), dt)])])
     return b.node("Mul", [half, b.node("Add", [erf, _c(b, 1.0, dt)])])

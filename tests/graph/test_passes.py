@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import onnxruntime as ort
@@ -209,3 +210,68 @@ def test_pad_channels_to_block_leaves_graph_outputs_and_aligned_channels():
     before = signature(m.graph)
     got, graph = m.run([aligned, exposed, out], feeds, lambda g: passes.pad_channels_to_block(g, 16))
     assert signature(graph) == before
+
+
+# --- transformer fusions (graph/fusions.py) -------------------------------------------------------------------
+
+def tanh_gelu(maker, x, inner=math.sqrt(2 / math.pi), cube=0.044715):
+    k = lambda v: maker.var((), v)  # noqa: E731
+    cubed = maker.op("PowC", [x], exp=3.0)
+    arg = maker.elemwise("MUL", k(inner), maker.elemwise("ADD", x, maker.elemwise("MUL", k(cube), cubed)))
+    half = maker.elemwise("MUL", x, k(0.5))
+    return maker.elemwise("MUL", half, maker.elemwise("ADD", k(1.0), maker.elemwise("TANH", arg)))
+
+
+def written_layer_norm(maker, x, weight, bias, eps=1e-12, axis=2):
+    mean = maker.op("Reduce", [x], mode=5, axis=axis)
+    centered = maker.elemwise("ADD", x, maker.elemwise("NEGATE", mean))
+    var = maker.op("Reduce", [maker.op("PowC", [centered], exp=2.0)], mode=5, axis=axis)
+    rstd = maker.op("PowC", [maker.elemwise("ADD", var, maker.var((), eps))], exp=-0.5)
+    scaled = maker.elemwise("MUL", maker.elemwise("MUL", maker.var((x.shape[-1],), weight), centered), rstd)
+    return maker.elemwise("ADD", scaled, maker.var((x.shape[-1],), bias))
+
+
+def test_fuse_gelu_tanh_formula_becomes_one_op():
+    maker = GraphMaker()
+    x = maker.input((2, 5, 16))
+    out = tanh_gelu(maker, maker.elemwise("ADD", x, maker.var((16,), np.linspace(-1, 1, 16))))
+    feeds = {"in0": np.random.RandomState(0).randn(2, 5, 16).astype(np.float32) * 3}
+    graph = check_rewrite(maker, [out], passes.fuse_gelu, feeds, expect_ops=2, rtol=1e-5)
+    assert [op.kind for op in graph.ops] == ["Elemwise", "FusedGeluTanh"]  # the bias add stays for ORT's BiasGelu
+
+
+def test_fuse_gelu_leaves_other_constants_and_shared_intermediates():
+    maker = GraphMaker()
+    x = maker.input((4, 16))
+    feeds = {"in0": np.random.RandomState(1).randn(4, 16).astype(np.float32)}
+    near = tanh_gelu(maker, x, cube=0.05)  # looks like GELU, computes something else
+    check_rewrite(maker, [near], passes.fuse_gelu, feeds, expect_ops=8)
+    maker = GraphMaker()
+    x = maker.input((4, 16))
+    out = tanh_gelu(maker, x)
+    inner = maker.graph.ops[4].outputs[0]  # the tanh's argument, also read from outside the chain
+    check_rewrite(maker, [out, inner], passes.fuse_gelu, feeds, expect_ops=8)
+
+
+def test_fuse_layer_norm_written_out_becomes_one_layer_norm():
+    maker = GraphMaker()
+    x = maker.input((2, 6, 16))
+    rng = np.random.RandomState(2)
+    out = written_layer_norm(maker, x, rng.uniform(0.5, 1.5, 16), rng.randn(16))
+    feeds = {"in0": rng.randn(2, 6, 16).astype(np.float32) + 3}
+    graph = check_rewrite(maker, [out], passes.fuse_layer_norm, feeds, expect_ops=1, rtol=1e-5)
+    assert graph.ops[0].kind == "LayerNorm" and graph.ops[0].params["eps"] == pytest.approx(1e-12)
+
+
+def test_fuse_layer_norm_leaves_a_mean_over_another_axis_and_read_statistics():
+    rng = np.random.RandomState(3)
+    feeds = {"in0": rng.randn(2, 6, 16).astype(np.float32)}
+    maker = GraphMaker()
+    x = maker.input((2, 6, 16))
+    out = written_layer_norm(maker, x, np.ones(16), np.zeros(16), axis=1)  # not the last axis: shapes differ
+    check_rewrite(maker, [out], passes.fuse_layer_norm, feeds, expect_ops=10)
+    maker = GraphMaker()
+    x = maker.input((2, 6, 16))
+    out = written_layer_norm(maker, x, np.ones(16), np.zeros(16))
+    mean = maker.graph.ops[0].outputs[0]
+    check_rewrite(maker, [out, mean], passes.fuse_layer_norm, feeds, expect_ops=10)

@@ -1,0 +1,302 @@
+"""Fusions of what MegEngine's dump leaves as chains of small ops: layer normalization written out in
+element-wise ops and reductions (the official BERT's ``BertLayerNorm``), and GELU written as a formula (its
+``tanh`` approximation, or ``erf``).
+
+A MegEngine model computes these in 8-12 ops, each a pass over memory and, in ONNX Runtime, a kernel launch with
+its own overhead; one ``LayerNormalization`` or ``Gelu`` node does the same work in one pass. The matchers are
+loose about the form (operand order, ``x - m`` or ``x + (-m)``, ``* rstd`` or ``/ std``) and then *verify*: the
+matched ops, run by their own fold rules on random inputs, must give what the fused op gives. A chain that only
+looks like the pattern (another epsilon placement, another constant) is left as it is.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from ..format.dtypes import FLOAT32
+from .elemwise_modes import mode_name
+from .infer import FOLD_RULES
+from .ir import Graph, Op, Var, live_ops
+
+# the kinds these rewrites create; they exist only between the rewrite and the lowering (no file names them)
+GELU_TANH = "FusedGeluTanh"
+GELU_ERF = "FusedGeluErf"
+
+_ELEMENTWISE = ("Elemwise", "PowC")
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+
+
+def _mode(op: Op | None) -> str | None:
+    return mode_name(op.params.get("mode", 0)) if op is not None and op.kind == "Elemwise" else None
+
+
+def _scalar_const(var: Var) -> bool:
+    return var.is_const and var.const.size == 1
+
+
+def _consumers(graph: Graph) -> dict[int, list[Op]]:
+    users: dict[int, list[Op]] = {}
+    for op in graph.ops:
+        for var in op.inputs:
+            users.setdefault(id(var), []).append(op)
+    return users
+
+
+def _closed(ops: list[Op], out: Var, users: dict[int, list[Op]], graph_outputs: set[int]) -> bool:
+    """Whether nothing outside ``ops`` reads what they compute, except ``out``."""
+    inside = {id(op) for op in ops}
+    for op in ops:
+        for var in op.outputs:
+            if var is out:
+                continue
+            if id(var) in graph_outputs or any(id(u) not in inside for u in users.get(id(var), [])):
+                return False
+    return True
+
+
+PROBE_LIMIT = 1 << 20  # values in a probe input; a larger (or run-time) shape is left unfused
+
+
+def _probe(x: Var, seed: int) -> np.ndarray | None:
+    """Random values of ``x``'s shape (the fold rules check shapes), or None when that shape is not small and static."""
+    if x.shape is None or not all(isinstance(d, int) for d in x.shape) or int(np.prod(x.shape)) > PROBE_LIMIT:
+        return None
+    return (np.random.default_rng(seed).standard_normal(x.shape) * 3).astype(np.float32)
+
+
+def _evaluate(ops: list[Op], x: Var, probe: np.ndarray, out: Var) -> np.ndarray | None:
+    """``out`` computed from ``x = probe`` by the fold rules of ``ops`` (in graph order), None if one refuses."""
+    values = {id(x): probe}
+    try:
+        for op in ops:
+            args = [values[id(v)] if id(v) in values else v.const for v in op.inputs]
+            for var, value in zip(op.outputs, FOLD_RULES[op.kind](op, args)):
+                values[id(var)] = value
+    except Exception:  # noqa: BLE001  (a chain the fold rules cannot run on this probe is simply not fused)
+        return None
+    return values.get(id(out))
+
+
+def _replace(graph: Graph, old: list[Op], new: Op) -> None:
+    """Put ``new`` where the last of ``old`` was; ``old`` is then dead (removed with everything only it read)."""
+    last = max(graph.ops.index(op) for op in old)
+    graph.ops.insert(last + 1, new)
+    for var in new.outputs:
+        var.producer = new
+    live = live_ops(graph, through_constants=True)
+    graph.ops = [op for op in graph.ops if op in live]
+
+
+def _elementwise_cone(out: Var) -> tuple[list[Op], list[Var]]:
+    """The element-wise ops computing ``out`` from scalar constants and other values (the leaves: outputs of
+    anything else, including element-wise ops with a non-scalar constant operand), and those leaves."""
+    ops: list[Op] = []
+    leaves: list[Var] = []
+    stack, seen = [out], set()
+    while stack:
+        var = stack.pop()
+        if id(var) in seen:
+            continue
+        seen.add(id(var))
+        op = var.producer
+        if (op is None or op.kind not in _ELEMENTWISE or len(op.outputs) != 1 or var.dtype != FLOAT32
+                or any(arg.is_const and not _scalar_const(arg) for arg in op.inputs)):
+            leaves.append(var)
+            continue
+        stack.extend(arg for arg in op.inputs if not arg.is_const)
+        ops.append(op)
+    return ops, leaves
+
+
+def _gelu_tanh(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1 + np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)))
+
+
+def _gelu_erf(x: np.ndarray) -> np.ndarray:
+    from math import erf
+
+    return 0.5 * x * (1 + np.vectorize(erf)(x / math.sqrt(2)))
+
+
+_GELU_FORMS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
+    "TANH": (GELU_TANH, _gelu_tanh), "ERF": (GELU_ERF, _gelu_erf)}
+
+
+def fuse_gelu(graph: Graph) -> None:
+    """An element-wise chain of one input computing GELU, ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` or
+    ``0.5 x (1 + erf(x / sqrt 2))`` in any arrangement, becomes one op of kind GELU_TANH / GELU_ERF."""
+    users = _consumers(graph)
+    graph_outputs = {id(var) for _, var in graph.outputs}
+    fused: set[int] = set()
+    for op in reversed(list(graph.ops)):  # the last op of a chain first: the largest chain that still matches wins
+        if op.kind not in _ELEMENTWISE or id(op) in fused or len(op.outputs) != 1:
+            continue
+        out = op.outputs[0]
+        ops, leaves = _elementwise_cone(out)
+        if len(leaves) != 1 or any(id(o) in fused for o in ops):
+            continue
+        x = leaves[0]
+        forms = {_mode(o) for o in ops} & set(_GELU_FORMS)
+        if len(forms) != 1 or not _closed(ops, out, users, graph_outputs):
+            continue
+        kind, formula = _GELU_FORMS[forms.pop()]
+        ops.sort(key=graph.ops.index)
+        probe = _probe(x, len(ops))
+        got = None if probe is None else _evaluate(ops, x, probe, out)
+        if got is None or got.shape != probe.shape or not np.allclose(got, formula(probe.astype(np.float64)),
+                                                                       rtol=1e-5, atol=1e-6):
+            continue
+        fused.update(id(o) for o in ops)
+        _replace(graph, ops, Op(type=kind, kind=kind, params={}, inputs=[x], outputs=[out], index=op.index))
+
+
+def _reduce_mean_last(var: Var) -> Var | None:
+    """``x`` when ``var`` is the mean of ``x`` over its last axis, kept as size 1."""
+    op = var.producer
+    if op is None or op.kind != "Reduce" or op.params.get("mode") != 5 or not op.inputs[0].shape:
+        return None
+    x = op.inputs[0]
+    ndim = len(x.shape)
+    if op.params.get("axis") not in (ndim - 1, -1) or var.shape != (*x.shape[:-1], 1):
+        return None
+    return x
+
+
+def _product_factors(var: Var, limit: int = 4) -> tuple[list[Var], list[Op]] | None:
+    """The factors of a tree of Elemwise MULs ending in ``var`` (up to ``limit``), with the MULs."""
+    factors, ops, stack = [], [], [var]
+    while stack:
+        v = stack.pop()
+        op = v.producer
+        if _mode(op) == "MUL" and len(ops) < limit:
+            ops.append(op)
+            stack.extend(op.inputs)
+        else:
+            factors.append(v)
+    return factors, ops
+
+
+def _vector_for(var: Var, width: int) -> np.ndarray | None:
+    """A constant broadcast along the last axis only, as a vector of ``width`` values."""
+    if not var.is_const or var.const.dtype != np.float32:
+        return None
+    value = var.const
+    if value.size == 1:
+        return np.full(width, value.reshape(()), np.float32)
+    if value.shape[-1] != width or value.size != width:
+        return None
+    return value.reshape(width)
+
+
+def _match_layer_norm(out: Var) -> tuple[Var, np.ndarray, np.ndarray, float, list[Op]] | None:
+    """``(x, weight, bias, eps, ops)`` when ``out`` is ``(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps)``
+    times an optional weight plus an optional bias, over the last axis."""
+    ops: list[Op] = []
+    top = out.producer
+    bias_var = None
+    if _mode(top) == "ADD":
+        a, b = top.inputs
+        bias_var, prod = (a, b) if a.is_const else (b, a) if b.is_const else (None, None)
+        if prod is None:
+            return None
+        ops.append(top)
+    else:
+        prod = out
+    divisor = None
+    if _mode(prod.producer) == "TRUE_DIV":
+        ops.append(prod.producer)
+        prod, divisor = prod.producer.inputs
+    factors, muls = _product_factors(prod)
+    ops += muls
+    consts = [f for f in factors if f.is_const]
+    rest = [f for f in factors if not f.is_const]
+    if len(consts) > 1 or len(rest) != (1 if divisor is not None else 2):
+        return None
+    if divisor is None:  # one factor is eps-ed variance ** -0.5
+        rstd = next((f for f in rest if f.producer is not None and f.producer.kind == "PowC"
+                     and f.producer.params.get("exp") == -0.5), None)
+        if rstd is None:
+            return None
+        centered = rest[1] if rest[0] is rstd else rest[0]
+        root, eps_sum = rstd.producer, rstd.producer.inputs[0]
+    else:
+        centered = rest[0]
+        root = divisor.producer
+        if root is None or not ((root.kind == "PowC" and root.params.get("exp") == 0.5) or _mode(root) == "SQRT"):
+            return None
+        eps_sum = root.inputs[0]
+    ops.append(root)
+    eps_op = eps_sum.producer
+    if _mode(eps_op) != "ADD" or not any(_scalar_const(v) for v in eps_op.inputs):
+        return None
+    ops.append(eps_op)
+    eps_var = next(v for v in eps_op.inputs if _scalar_const(v))
+    var_mean = next(v for v in eps_op.inputs if v is not eps_var)
+    squared = _reduce_mean_last(var_mean)
+    if squared is None or squared.producer is None:
+        return None
+    ops += [var_mean.producer, squared.producer]
+    sq = squared.producer
+    if not ((sq.kind == "PowC" and sq.params.get("exp") == 2 and sq.inputs[0] is centered)
+            or (_mode(sq) == "MUL" and sq.inputs[0] is centered and sq.inputs[1] is centered)):
+        return None
+    sub = centered.producer
+    if _mode(sub) == "SUB":
+        x, mean = sub.inputs
+    elif _mode(sub) == "ADD" and _mode(sub.inputs[1].producer) == "NEGATE":
+        x, mean = sub.inputs[0], sub.inputs[1].producer.inputs[0]
+        ops.append(sub.inputs[1].producer)
+    elif _mode(sub) == "ADD" and _mode(sub.inputs[0].producer) == "NEGATE":
+        x, mean = sub.inputs[1], sub.inputs[0].producer.inputs[0]
+        ops.append(sub.inputs[0].producer)
+    else:
+        return None
+    ops += [sub, mean.producer] if mean.producer is not None else [sub]
+    if (_reduce_mean_last(mean) is not x or x.dtype != FLOAT32 or len(x.shape) < 2
+            or not isinstance(x.shape[-1], int)):
+        return None
+    width = x.shape[-1]
+    weight = _vector_for(consts[0], width) if consts else np.ones(width, np.float32)
+    bias = _vector_for(bias_var, width) if bias_var is not None else np.zeros(width, np.float32)
+    if weight is None or bias is None or out.shape != x.shape:
+        return None
+    return x, weight, bias, float(eps_var.const.reshape(())), ops
+
+
+def fuse_layer_norm(graph: Graph) -> None:
+    """Layer normalization over the last axis written out in element-wise ops and mean reductions becomes one
+    LayerNorm op (the kind MegEngine's own ``layer_norm`` dumps)."""
+    users = _consumers(graph)
+    graph_outputs = {id(var) for _, var in graph.outputs}
+    for op in reversed(list(graph.ops)):  # from the end of a chain: the bias add is taken in, not left behind
+        if op not in graph.ops or op.kind != "Elemwise" or len(op.outputs) != 1:
+            continue
+        out = op.outputs[0]
+        match = _match_layer_norm(out)
+        if match is None:
+            continue
+        x, weight, bias, eps, ops = match
+        ops = sorted(set(ops), key=graph.ops.index)
+        if not _closed(ops, out, users, graph_outputs):
+            continue
+        probe = _probe(x, len(ops))
+        got = None if probe is None else _evaluate(ops, x, probe + 2, out)
+        if got is None:
+            continue
+        centered = probe - probe.mean(-1, keepdims=True, dtype=np.float64)
+        want = centered / np.sqrt((centered ** 2).mean(-1, keepdims=True) + eps) * weight + bias
+        if got.shape != want.shape or not np.allclose(got, want, rtol=1e-4, atol=1e-5):
+            continue
+        stats_shape = (*x.shape[:-1], 1)
+        new_id = max(graph.vars) + 1
+        extra = [Var(new_id + i, f"{out.name}:{what}", FLOAT32, stats_shape) for i, what in enumerate(("mean", "rstd"))]
+        consts = [Var(new_id + 2 + i, f"{out.name}:{what}", FLOAT32, (x.shape[-1],), value)
+                  for i, (what, value) in enumerate((("weight", weight), ("bias", bias)))]
+        for var in extra + consts:
+            graph.vars[var.id] = var
+        fused = Op(type="LayerNorm", kind="LayerNorm", inputs=[x, *consts], outputs=[out, *extra], index=op.index,
+                   params={"affine": True, "eps": eps, "normalized_dim": 1})
+        _replace(graph, ops, fused)
