@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -136,8 +137,6 @@ def ours_runner(model: str, threads: int, feeds: dict, recorded: list | None = N
 
 
 def plain_ort_runner(model: str, threads: int, feeds: dict, recorded: list | None = None):
-    import onnxruntime as ort
-
     from megenginelite.format import read_model
     from megenginelite.graph import build_graph, infer_graph
     from megenginelite.lower import to_onnx_bytes
@@ -146,10 +145,25 @@ def plain_ort_runner(model: str, threads: int, feeds: dict, recorded: list | Non
     # op by op gives a user of plain ONNX Runtime.
     graph = build_graph(read_model(Path(model).read_bytes(), model))
     infer_graph(graph, {name: shape for name, (shape, _) in feeds.items()})
+    return ort_runner(to_onnx_bytes(graph), threads, input_arrays(feeds, recorded))
+
+
+def exported_onnx_runner(path: str, threads: int, feeds: dict, recorded: list | None = None):
+    """Plain ONNX Runtime on the same network exported by its users' framework (e.g. torchvision's ShuffleNetV2
+    by ``torch.onnx.export``): its inputs, taken in order, get ours' arrays."""
+    import onnxruntime as ort
+
+    names = [i.name for i in ort.InferenceSession(path, providers=["CPUExecutionProvider"]).get_inputs()]
+    return ort_runner(path, threads, dict(zip(names, input_arrays(feeds, recorded).values())))
+
+
+def ort_runner(model: bytes | str, threads: int, inputs: dict[str, np.ndarray]):
+    """``InferenceSession.run`` with default session options, only the thread count set."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
-    session = ort.InferenceSession(to_onnx_bytes(graph), options, providers=["CPUExecutionProvider"])
-    inputs = input_arrays(feeds, recorded)
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
     def run(n: int) -> list[float]:
         times = []
@@ -182,6 +196,8 @@ def summarize(times: list[float]) -> dict:
 
 ZOO_DIR = Path(__file__).resolve().parent / "models" / "zoo"
 ZOO = ("resnext50", "fcos_gn", "deeplabv3plus", "simplebaseline", "bert", "dcgan", "yolox_nano")
+TORCHVISION_DIR = Path(__file__).resolve().parent / "models" / "torchvision"  # bench/export_torchvision.py
+ZOO_TORCHVISION = {"resnext50": "resnext50_32x4d"}  # zoo models torchvision has too: plain ORT runs its export beside
 FLOP_KINDS = ("Convolution", "ConvolutionBackwardData", "MatrixMul", "BatchedMatrixMul")
 
 
@@ -196,11 +212,14 @@ def alternate(runners: dict, rounds: int, per_round: int) -> dict[str, list[floa
 
 
 def measure(model: str, threads: int, feeds: dict, recorded: list | None, real_python: str | None, rounds: int,
-            per_round: int, round_s: float | None = None) -> dict:
+            per_round: int, round_s: float | None = None, exported: str | None = None) -> dict:
     """One row: the runtimes alternate ``rounds`` times, ``per_round`` forwards each (with ``round_s``: fewer, so
-    that one round of ours takes about ``round_s`` seconds, at least 2)."""
+    that one round of ours takes about ``round_s`` seconds, at least 2); ``exported``: an ONNX file of the same
+    network as its users' framework exports it, run by plain ONNX Runtime too."""
     runners = {"ours": ours_runner(model, threads, feeds, recorded),
                "plain_ort": plain_ort_runner(model, threads, feeds, recorded)}
+    if exported:
+        runners["exported_ort"] = exported_onnx_runner(exported, threads, feeds, recorded)
     worker = None
     if real_python:
         worker = RealWorker(real_python, model, threads, feeds, recorded)
@@ -214,9 +233,13 @@ def measure(model: str, threads: int, feeds: dict, recorded: list | None, real_p
     times = alternate(runners, rounds, per_round)
     if worker:
         worker.close()
-    row = {"threads": threads, "batch": feeds[next(iter(feeds))][0][0]}
+    row = {"threads": threads, "batch": feeds[next(iter(feeds))][0][0], "gflops": flops(model, feeds) / 1e9,
+           "sgemm_gflops": sgemm_peak(threads)}
+    row["floor_ms"] = row["gflops"] / row["sgemm_gflops"] * 1e3
     row.update({name: summarize(t) for name, t in times.items()})
     row["ours/plain_ort"] = row["ours"]["median_ms"] / row["plain_ort"]["median_ms"]
+    if exported:
+        row["ours/exported_ort"] = row["ours"]["median_ms"] / row["exported_ort"]["median_ms"]
     if "real_lite" in row:
         row["ours/real_lite"] = row["ours"]["median_ms"] / row["real_lite"]["median_ms"]
     return row
@@ -255,13 +278,37 @@ def flops(model: str, feeds: dict) -> float:
     return 2.0 * total
 
 
+@lru_cache(maxsize=None)
+def sgemm_peak(threads: int) -> float:
+    """GFLOP/s of ONNX Runtime's float32 MatMul 1024x1024x1024 at ``threads`` threads (median of 20): what this
+    CPU's convolution kernels (the same MLAS SGEMM) can reach at most. A model's FLOPs over it is the time no
+    float32 runtime can go below without doing fewer multiplications."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    n = 1024
+    io = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [n, n]) for name in "abc"]
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "sgemm", io[:2], io[2:])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+                                   .SerializeToString(), options, providers=["CPUExecutionProvider"])
+    feeds = {name: np.random.RandomState(0).uniform(-1, 1, (n, n)).astype(np.float32) for name in "ab"}
+    times = []
+    for _ in range(23):
+        start = time.perf_counter()
+        session.run(None, feeds)
+        times.append(time.perf_counter() - start)
+    return 2 * n ** 3 / float(np.median(times[3:])) / 1e9
+
+
 def profile(model: str, threads: int, feeds: dict, recorded: list | None, runs: int) -> dict:
     """ONNX Runtime's profile of ``runs`` forwards of our session (after one left out): kernel ms per forward by
     ONNX op type (``onnx``) and by the MegBrain operator type each kernel was lowered from (``megbrain``)."""
     from dataclasses import replace
 
     from megenginelite import LiteNetwork
-    from megenginelite.runtime.inspect import onnx_profile_report, profile_report
+    from megenginelite.runtime.introspect import onnx_profile_report, profile_report
 
     net = LiteNetwork()
     net.threads_number = threads
@@ -292,14 +339,21 @@ def print_profile(label: str, table: dict) -> None:
 
 def print_row(label: str, row: dict) -> None:
     parts = [f"{label}threads={row['threads']} batch={row['batch']}"]
-    for name in ("ours", "plain_ort", "real_lite"):
+    for name in ("ours", "plain_ort", "exported_ort", "real_lite"):
         if name in row:
             parts.append(f"{name} {row[name]['median_ms']:.2f} ({row[name]['p90_ms']:.2f})")
     parts.append(f"ours/plain_ort={row['ours/plain_ort']:.2f}")
+    if "ours/exported_ort" in row:
+        parts.append(f"ours/exported_ort={row['ours/exported_ort']:.2f}")
     if "ours/real_lite" in row:
         parts.append(f"ours/real_lite={row['ours/real_lite']:.2f}")
     if "gflops" in row:
         parts.append(f"{row['gflops']:.2f} GFLOP, ours {row['gflops'] / row['ours']['median_ms'] * 1e3:.0f} GFLOP/s")
+    if "floor_ms" in row:
+        floor = f"floor at the SGEMM peak ({row['sgemm_gflops']:.0f} GFLOP/s) {row['floor_ms']:.2f} ms"
+        if "real_lite" in row:
+            floor += f" = {row['floor_ms'] / row['real_lite']['median_ms']:.2f}x real"
+        parts.append(floor)
     print("  ".join(parts), flush=True)
 
 
@@ -319,15 +373,15 @@ def run_zoo(args) -> None:
                 agreement = output_agreement(model, feeds, recorded, args.real_python)
                 print(f"{name} b{batch} ours vs real, max abs diff (max abs real): " + ", ".join(
                     f"{out} {diff:.2e} ({ref:.2e})" for out, (diff, ref) in agreement.items()), flush=True)
-            gflops = flops(model, feeds) / 1e9
             if args.profile:
                 for threads in (int(t) for t in args.threads.split(",")):
                     print_profile(f"{name} b{batch} t{threads} ", profile(model, threads, feeds, recorded, args.profile))
                 continue
+            exported = TORCHVISION_DIR / f"{ZOO_TORCHVISION.get(name)}_b{batch}.onnx"
             for threads in (int(t) for t in args.threads.split(",")):
                 row = measure(model, threads, feeds, recorded, args.real_python, args.rounds, args.per_round,
-                              args.round_s)
-                row.update(model=name, gflops=gflops)
+                              args.round_s, str(exported) if exported.exists() else None)
+                row["model"] = name
                 print_row(f"{name} ", row)
                 results.append(row)
     if args.json:
@@ -343,6 +397,8 @@ def main() -> None:
     parser.add_argument("--per-round", type=int, default=10, help="forwards per round (after warm-up)")
     parser.add_argument("--real-python", help="a Python that has the real megenginelite (MegEngine 1.13)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--exported", metavar="ONNX",
+                        help="also plain ONNX Runtime on this ONNX export of the same network (e.g. torchvision's)")
     parser.add_argument("--inputs", metavar="NPZ[:PREFIX]",
                         help="feed the arrays <PREFIX><input name> of a recorded .npz instead of uniform [0, 1), e.g. "
                              "tests/fixtures/detect/faster_rcnn.npz:case0:input:")
@@ -351,7 +407,7 @@ def main() -> None:
     parser.add_argument("--round-s", type=float, default=1.0,
                         help="zoo: forwards per round so that one round of ours takes about this long")
     parser.add_argument("--profile", type=int, metavar="N",
-                        help="zoo: instead of timing, ONNX Runtime's profile of N forwards of ours, per op type")
+                        help="instead of timing, ONNX Runtime's profile of N forwards of ours, per op type")
     args = parser.parse_args()
     if args.zoo:
         run_zoo(args)
@@ -361,7 +417,12 @@ def main() -> None:
 
     feeds = model_feeds(args.model, args.batch)
     recorded = list(args.inputs.partition(":")[::2]) if args.inputs else None
-    results = [measure(args.model, threads, feeds, recorded, args.real_python, args.rounds, args.per_round)
+    if args.profile:
+        for threads in (int(t) for t in args.threads.split(",")):
+            print_profile(f"t{threads} ", profile(args.model, threads, feeds, recorded, args.profile))
+        return
+    results = [measure(args.model, threads, feeds, recorded, args.real_python, args.rounds, args.per_round,
+                       exported=args.exported)
                for threads in (int(t) for t in args.threads.split(","))]
     if args.json:
         print(json.dumps({"machine": describe(), "results": results}, indent=1))

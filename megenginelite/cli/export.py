@@ -19,7 +19,7 @@ from onnx import helper, numpy_helper
 from ..base import version
 from ..errors import LiteError, UnsupportedOperatorError
 from ..format import ModelRecord
-from ..graph import Graph, build_graph, infer_graph
+from ..graph import Graph, build_graph, cpu, infer_graph
 from ..graph.passes import optimize
 from ..lower import OPSET, Builder
 from ..lower.builder import rejection_error
@@ -183,10 +183,11 @@ def export_onnx(record: ModelRecord, opset: int = OPSET, dynamic_batch: bool = F
     ``batch`` dim 0 with ``dynamic_batch``), opset ``opset`` (>= ``OPSET``)."""
     if opset < OPSET:
         raise ValueError(f"opset {opset} is older than the opset the lowering targets ({OPSET})")
-    if dynamic_batch:
-        model = _dynamic_batch(record, progress)
-    else:
-        model, _ = lower_model(record, progress=progress)
+    with cpu.portable():  # the file may run on another CPU: integer kernels exact on all of them
+        if dynamic_batch:
+            model = _dynamic_batch(record, progress)
+        else:
+            model, _ = lower_model(record, progress=progress)
     if opset > OPSET:
         model = _set_opset(model, opset, warn)
     model.producer_name = "megenginelite"

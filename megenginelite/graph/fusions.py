@@ -1,6 +1,7 @@
 """Fusions of what MegEngine's dump leaves as chains of small ops: layer normalization written out in
-element-wise ops and reductions (the official BERT's ``BertLayerNorm``), and GELU written as a formula (its
-``tanh`` approximation, or ``erf``).
+element-wise ops and reductions (the official BERT's ``BertLayerNorm``), GELU written as a formula (its
+``tanh`` approximation, or ``erf``), and a linear layer's bias added after its matrix product (and after the
+reshape back to 3-D, or after the residual add that follows).
 
 A MegEngine model computes these in 8-12 ops, each a pass over memory and, in ONNX Runtime, a kernel launch with
 its own overhead; one ``LayerNormalization`` or ``Gelu`` node does the same work in one pass. The matchers are
@@ -24,6 +25,7 @@ from .ir import Graph, Op, Var, live_ops
 # the kinds these rewrites create; they exist only between the rewrite and the lowering (no file names them)
 GELU_TANH = "FusedGeluTanh"
 GELU_ERF = "FusedGeluErf"
+MATMUL_BIAS = "FusedMatMulBias"  # MatrixMul inputs + a bias vector over the product's columns (ONNX Gemm's C)
 
 _ELEMENTWISE = ("Elemwise", "PowC")
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
@@ -38,8 +40,11 @@ def _scalar_const(var: Var) -> bool:
 
 
 def _consumers(graph: Graph) -> dict[int, list[Op]]:
+    """The ops reading each var at run time (not those folded to constants: GetVarShape reads only a shape)."""
     users: dict[int, list[Op]] = {}
     for op in graph.ops:
+        if op.outputs and all(var.is_const for var in op.outputs):
+            continue
         for var in op.inputs:
             users.setdefault(id(var), []).append(op)
     return users
@@ -300,3 +305,61 @@ def fuse_layer_norm(graph: Graph) -> None:
         fused = Op(type="LayerNorm", kind="LayerNorm", inputs=[x, *consts], outputs=[out, *extra], index=op.index,
                    params={"affine": True, "eps": eps, "normalized_dim": 1})
         _replace(graph, ops, fused)
+
+
+def _linear_product(var: Var, users: dict[int, list[Op]], graph_outputs: set[int]) -> tuple[Op, Op | None] | None:
+    """``(MatrixMul, Reshape or None)`` when ``var`` is a float MatrixMul's (M, N) product, possibly reshaped
+    keeping its last axis N, and nothing else reads the product or the reshape."""
+    reshape = var.producer if var.producer is not None and var.producer.kind == "Reshape" else None
+    product = reshape.inputs[0] if reshape is not None else var
+    mm = product.producer
+    if (mm is None or mm.kind != "MatrixMul" or mm.output_dtype is not None or mm.params.get("format", 0) != 0
+            or product.dtype != FLOAT32 or var.shape is None or product.shape is None
+            or var.shape[-1] != product.shape[1]):
+        return None
+    private = [product] + ([var] if reshape is not None else [])
+    if any(id(v) in graph_outputs or len(users.get(id(v), [])) != 1 for v in private):
+        return None
+    return mm, reshape
+
+
+def fuse_matmul_bias(graph: Graph) -> None:
+    """``ADD(bias, [Reshape](MatrixMul))`` and ``ADD(bias, ADD(r, [Reshape](MatrixMul)))``, with a constant
+    ``bias`` along the last axis (``F.linear`` on a 3-D input, as MegEngine dumps it: a 2-D product reshaped back,
+    then the bias, sometimes moved past the residual add) become one MATMUL_BIAS op: ONNX Gemm adds the bias in
+    its output loop instead of a pass of its own."""
+    users = _consumers(graph)
+    graph_outputs = {id(var) for _, var in graph.outputs}
+    dropped: set[int] = set()
+    for add in list(graph.ops):
+        if _mode(add) != "ADD" or len(add.inputs) != 2 or id(add) in dropped:
+            continue
+        bias_var, y = add.inputs if add.inputs[0].is_const else add.inputs[::-1]
+        out = add.outputs[0]
+        if not bias_var.is_const or y.is_const or out.shape != y.shape or out.dtype != FLOAT32:
+            continue
+        residual = None
+        match = _linear_product(y, users, graph_outputs)
+        if match is None and _mode(y.producer) == "ADD" and len(users.get(id(y), [])) == 1 and id(y) not in graph_outputs:
+            residual = y.producer
+            for z in residual.inputs:
+                match = match or (_linear_product(z, users, graph_outputs) if z.shape == y.shape else None)
+        if match is None:
+            continue
+        mm, reshape = match
+        bias = _vector_for(bias_var, mm.outputs[0].shape[1])
+        if bias is None:
+            continue
+        bias_const = Var(max(graph.vars) + 1, f"{out.name}:bias", FLOAT32, bias.shape, bias)
+        graph.vars[bias_const.id] = bias_const
+        fused = Op(type=mm.type, kind=MATMUL_BIAS, params=dict(mm.params), inputs=[*mm.inputs[:2], bias_const],
+                   outputs=mm.outputs, index=mm.index)
+        graph.ops[graph.ops.index(mm)] = fused
+        last = residual or reshape or fused  # what now computes the ADD's result
+        last.outputs = [out]
+        out.producer = last
+        dropped.add(id(add))
+    graph.ops = [op for op in graph.ops if id(op) not in dropped]
+    for op in graph.ops:
+        for var in op.outputs:
+            var.producer = op

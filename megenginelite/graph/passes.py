@@ -14,14 +14,14 @@ They see what ONNX Runtime does not:
 from __future__ import annotations
 
 from collections import Counter
-from functools import lru_cache
 from typing import Callable
 
 import numpy as np
 
 from ..format.dtypes import INT32
+from .cpu import nchwc_block
 from .elemwise_modes import CLIP_MODE, mode_name
-from .fusions import fuse_gelu, fuse_layer_norm
+from .fusions import fuse_gelu, fuse_layer_norm, fuse_matmul_bias
 from .ir import Graph, Op, Var, live_ops
 
 # Elemwise mode name -> the ConvBias nonlinearity it adds (IDENTITY 0, RELU 1, SIGMOID 2, H_SWISH 3)
@@ -200,18 +200,6 @@ def fold_channel_shuffle(graph: Graph) -> None:
     graph.ops = [o for o in graph.ops if o in live]
 
 
-@lru_cache(maxsize=1)
-def nchwc_block() -> int:
-    """The channel block of ONNX Runtime's NCHWc convolutions on this CPU: 16 with AVX-512, 8 with AVX2, else 0
-    (no NCHWc kernels)."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return 0
-    return 16 if "avx512f" in flags else 8 if "avx2" in flags else 0
-
-
 def _dense_float_conv(op: Op | None, sparse: int) -> bool:
     """An NCHW float32 Convolution/ConvBias (``sparse`` 0 dense, 1 grouped) with a constant filter and, if any,
     a constant (1, C, 1, 1) bias and no residual input."""
@@ -300,8 +288,28 @@ def pad_channels_to_block(graph: Graph, block: int | None = None) -> None:
             var.shape = (var.shape[0], channels + extra, *var.shape[2:])
 
 
+_RESHAPES = ("Reshape", "AxisAddRemove")
+
+
+def merge_reshapes(graph: Graph) -> None:
+    """A Reshape (or AxisAddRemove) of a Reshape nothing else reads is one Reshape to the final static shape: a
+    linear layer's product reshaped back to 3-D and then split into attention heads is one ONNX node."""
+    uses = _uses(graph)
+    for op in graph.ops:
+        inner = op.inputs[0].producer if op.kind in _RESHAPES and op.inputs else None
+        shape = op.outputs[0].shape if inner is not None else None
+        if (inner is None or inner.kind not in _RESHAPES or uses[id(op.inputs[0])] != 1
+                or shape is None or not all(isinstance(d, int) for d in shape)):
+            continue
+        op.inputs = [inner.inputs[0], _new_const(graph, "shape", INT32, np.array(shape, np.int32))]
+        op.kind, op.params = "Reshape", {}
+    live = live_ops(graph, through_constants=True)
+    graph.ops = [o for o in graph.ops if o in live]
+
+
 PASSES: list[Callable[[Graph], None]] = [fuse_conv_bias_activation, fuse_conv_residual, fold_clip,
-                                         fold_channel_shuffle, fuse_layer_norm, fuse_gelu, pad_channels_to_block]
+                                         fold_channel_shuffle, fuse_layer_norm, fuse_gelu, fuse_matmul_bias,
+                                         merge_reshapes, pad_channels_to_block]
 
 
 def optimize(graph: Graph, pad_channels: bool = True) -> None:

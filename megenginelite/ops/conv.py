@@ -11,10 +11,11 @@ import numpy as np
 from ..errors import UnsupportedOperatorError
 from ..format.dtypes import is_8bit_quantized
 from ..format.params import param_table
+from ..graph import cpu
 from ..graph.infer import const_ints, fail, shape_rule
 from ..graph.ir import Op
 from ..graph.quant import dequantize as dequantize_array
-from ..lower.builder import Builder, lowering
+from ..lower.builder import Builder, lowering, shifted_dtype
 from .elemwise import dequantize, quantize, to_units
 from .image import gather_bilinear
 
@@ -376,7 +377,10 @@ def _qlinear_conv(b: Builder, op: Op) -> bool:
     if x_held.np_dtype != out_held.np_dtype:
         return False
     inputs = [to_nchw(b, x, x_var.shape, conv_input_layout(op))]
-    for dtype, value in ((x_held, None), (w_var.dtype, np.ascontiguousarray(w)), (out_held, None)):
+    w_held = w_var.dtype
+    if w_held.np_dtype == np.int8 and cpu.int8_products_saturate():  # uint8 x uint8: exact there (graph/cpu.py)
+        w, w_held = (w.astype(np.int16) + 128).astype(np.uint8), shifted_dtype(w_held)
+    for dtype, value in ((x_held, None), (w_held, np.ascontiguousarray(w)), (out_held, None)):
         if value is not None:
             inputs.append(b.const(value, "weight"))
         inputs += [b.const(np.float32(dtype.scale)), b.const(np.asarray(dtype.zero_point or 0, dtype.np_dtype))]

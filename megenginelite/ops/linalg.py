@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import UnsupportedOperatorError
 from ..format.dtypes import DType
 from ..format.params import param_table
+from ..graph import cpu
 from ..graph.dims import dims_equal
 from ..graph.infer import fail, fold_rule, same, shape_rule
 from ..graph.ir import Op
@@ -74,13 +75,21 @@ def _rotate(b: Builder, cols: list[str], p: int, q: int) -> None:
                         b.node("Add", [b.node("Mul", [s, cols[p]]), b.node("Mul", [c, cols[q]])]))
 
 
+def _unsigned(op: Op, i: int) -> bool:
+    """Whether input ``i``, an int8 operand of a quantized product, goes to MatMulInteger as uint8 (+ 128): where
+    the CPU's uint8 x int8 products saturate (graph/cpu.py), uint8 x uint8 is the exact kernel."""
+    return op.inputs[0].dtype.quantized and op.inputs[i].dtype.np_dtype == np.int8 and cpu.int8_products_saturate()
+
+
 def _transposed(b: Builder, op: Op, i: int, flag: bool, perm) -> str:
     var = op.inputs[i]
-    if not flag:
-        return b.name(var)
-    if var.is_const:
-        return b.const(np.ascontiguousarray(np.transpose(var.const, perm)), "matrix")
-    return b.node("Transpose", [b.name(var)], perm=perm)
+    unsigned = _unsigned(op, i)
+    if var.is_const and (flag or unsigned):
+        value = np.transpose(var.const, perm) if flag else var.const
+        value = (value.astype(np.int16) + 128).astype(np.uint8) if unsigned else value
+        return b.const(np.ascontiguousarray(value), "matrix")
+    name = b.shifted(var)[0] if unsigned else b.name(var)
+    return b.node("Transpose", [name], perm=perm) if flag else name
 
 
 def _matmul(b: Builder, op: Op, a: str, c: str) -> str:
@@ -89,7 +98,8 @@ def _matmul(b: Builder, op: Op, a: str, c: str) -> str:
     x_dt, y_dt, out_dt = op.inputs[0].dtype, op.inputs[1].dtype, op.outputs[0].dtype
     if not x_dt.quantized:
         return b.node("MatMul", [a, c])
-    zero_points = [b.const(np.asarray(dt.zero_point or 0, dt.np_dtype), "zp") for dt in (x_dt, y_dt)]
+    zero_points = [b.const(np.asarray((dt.zero_point or 0) + 128, np.uint8) if _unsigned(op, i)
+                           else np.asarray(dt.zero_point or 0, dt.np_dtype), "zp") for i, dt in enumerate((x_dt, y_dt))]
     acc = b.node("MatMulInteger", [a, c] + zero_points)
     unit = np.float32(x_dt.scale) * np.float32(y_dt.scale)
     if out_dt.name == "QuantizedS32" and np.isclose(out_dt.scale, unit, rtol=1e-6, atol=0):

@@ -17,6 +17,7 @@ import zipfile
 import onnxruntime as ort
 
 from ..errors import LiteError
+from ..graph import cpu
 
 SAVED_LEVEL = "extended"
 _ENTRY_NAME = re.compile(r"[0-9a-f]{32}\.onnx")
@@ -25,7 +26,9 @@ _ENTRY_NAME = re.compile(r"[0-9a-f]{32}\.onnx")
 def cache_key(model_digest: str, shapes_key: tuple, optimization: str, rewrites: bool = True) -> str:
     import hashlib  # here, not at the top: importing the package does not load it (about 3 ms)
 
-    text = repr((model_digest, shapes_key, optimization, rewrites, ort.__version__))
+    # what the lowering and ONNX Runtime's layouts chose for this CPU (an entry made elsewhere may be wrong here)
+    machine = (cpu.nchwc_block(), cpu.int8_products_saturate())
+    text = repr((model_digest, shapes_key, optimization, rewrites, ort.__version__, machine))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

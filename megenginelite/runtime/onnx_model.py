@@ -11,7 +11,6 @@ import threading
 from dataclasses import replace
 
 import numpy as np
-import onnxruntime as ort
 
 from ..errors import InvalidInputError, LiteError, ModelFormatError
 from ..format import looks_like_onnx
@@ -99,7 +98,7 @@ class OnnxModel:
         self.input_specs = [TensorSpec(s.name, tuple(d if isinstance(d, int) else 1 for d in s.shape), s.dtype) for s in declared]
         self.output_names = [v.name for v in self.proto.graph.output]
         try:
-            self.session = ort.InferenceSession(data, config.session_options(), providers=config.provider_list())
+            self.session = config.new_session(data)
         except Exception as exc:
             raise LiteError(f"{source}: ONNX Runtime rejected the model: {exc}") from exc
         check_providers(self.session, config, source)
@@ -129,8 +128,7 @@ class OnnxModel:
         if config.expose_vars:
             raise LiteError(f"{self.source}: io_txt_dump/io_bin_dump need a MegEngine model, not ONNX")
         base = self.plan(shapes, dtypes)
-        session = ort.InferenceSession(self.proto.SerializeToString(), config.session_options(),
-                                       providers=config.provider_list())
+        session = config.new_session(self.proto.SerializeToString())
         return Plan(graph=None, session=session, inputs=base.inputs, outputs=base.outputs,
                     onnx_outputs=base.onnx_outputs, compile_seconds=0.0, exposed=[])
 

@@ -318,6 +318,21 @@ def test_persistent_cache_skips_lowering_on_the_next_load(tmp_path, monkeypatch)
     monkeypatch.setattr(cache, "_active", None)
 
 
+def test_persistent_cache_entry_is_not_reused_on_another_kind_of_cpu(monkeypatch):
+    """An entry holds a graph lowered and laid out for one CPU (NCHWc block, integer-kernel operands); a cache
+    file carried to a machine that chooses otherwise must miss, not run that graph."""
+    from megenginelite.graph import cpu
+    from megenginelite.runtime.cache import cache_key
+
+    shapes = (("x", (1, 3), "float32"),)
+    key, saturate = cache_key("digest", shapes, "all"), cpu.int8_products_saturate()
+    monkeypatch.setattr(cpu, "int8_products_saturate", lambda: not saturate)
+    other_kernels = cache_key("digest", shapes, "all")
+    monkeypatch.setattr(cpu, "int8_products_saturate", lambda: saturate)
+    monkeypatch.setattr(cpu, "nchwc_block", lambda: 4)
+    assert len({key, other_kernels, cache_key("digest", shapes, "all")}) == 3
+
+
 def test_persistent_cache_rejects_a_foreign_file(tmp_path, monkeypatch):
     from megenginelite.runtime import cache
 

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import BY_NAME, MANIFEST, model_path, reference
 from megenginelite.format import read_model
-from megenginelite.format.dtypes import FLOAT32
+from megenginelite.format.dtypes import FLOAT32, INT32
 from megenginelite.graph import build_graph, infer_graph, passes
 from megenginelite.graph.elemwise_modes import MODES
 from megenginelite.graph.ir import Graph, Op, Var
@@ -275,3 +275,66 @@ def test_fuse_layer_norm_leaves_a_mean_over_another_axis_and_read_statistics():
     out = written_layer_norm(maker, x, np.ones(16), np.zeros(16))
     mean = maker.graph.ops[0].outputs[0]
     check_rewrite(maker, [out, mean], passes.fuse_layer_norm, feeds, expect_ops=10)
+
+
+def int_shape(maker, shape) -> Var:
+    var = Var(len(maker.graph.vars) + 1, "shape", INT32, (len(shape),), np.array(shape, np.int32))
+    maker.graph.vars[var.id] = var
+    return var
+
+
+def linear(maker, x, weight, bias_shape=None, seed=0):
+    """``F.linear`` on a 3-D input as MegEngine dumps it: reshape to 2-D, MatrixMul, reshape back, add the bias."""
+    b, s, k = x.shape
+    rng = np.random.RandomState(seed)
+    flat = maker.op("Reshape", [x, int_shape(maker, (b * s, k))])
+    product = maker.op("MatrixMul", [flat, maker.var((weight, k), rng.randn(weight, k))], transposeB=True)
+    out = maker.op("Reshape", [product, int_shape(maker, (b, s, weight))])
+    bias = maker.var(bias_shape or (weight,), rng.randn(*(bias_shape or (weight,))))
+    return out, bias
+
+
+def test_fuse_matmul_bias_takes_the_bias_into_the_product():
+    maker = GraphMaker()
+    x = maker.input((2, 5, 8))
+    out, bias = linear(maker, x, 6)
+    out = maker.elemwise("ADD", bias, out)
+    feeds = {"in0": np.random.RandomState(4).randn(2, 5, 8).astype(np.float32)}
+    graph = check_rewrite(maker, [out], passes.fuse_matmul_bias, feeds, expect_ops=3, rtol=1e-5)
+    assert [op.kind for op in graph.ops] == ["Reshape", "FusedMatMulBias", "Reshape"]
+    assert graph.ops[1].type == "MatrixMul"  # profiles and errors still name the file's operator
+
+
+def test_fuse_matmul_bias_reaches_past_a_residual_add():
+    maker = GraphMaker()
+    x = maker.input((2, 5, 8))
+    out, bias = linear(maker, x, 8)
+    out = maker.elemwise("ADD", bias, maker.elemwise("ADD", x, out))
+    feeds = {"in0": np.random.RandomState(5).randn(2, 5, 8).astype(np.float32)}
+    graph = check_rewrite(maker, [out], passes.fuse_matmul_bias, feeds, expect_ops=4, rtol=1e-5)
+    assert [op.kind for op in graph.ops] == ["Reshape", "FusedMatMulBias", "Reshape", "Elemwise"]
+
+
+def test_fuse_matmul_bias_leaves_other_broadcasts_and_read_products():
+    feeds = {"in0": np.random.RandomState(6).randn(2, 5, 8).astype(np.float32)}
+    maker = GraphMaker()
+    out, bias = linear(maker, maker.input((2, 5, 8)), 6, bias_shape=(1, 5, 1))  # one value per row, not column
+    check_rewrite(maker, [maker.elemwise("ADD", bias, out)], passes.fuse_matmul_bias, feeds, expect_ops=4)
+    maker = GraphMaker()
+    out, bias = linear(maker, maker.input((2, 5, 8)), 6)
+    product = maker.graph.ops[1].outputs[0]  # also a graph output
+    check_rewrite(maker, [maker.elemwise("ADD", bias, out), product], passes.fuse_matmul_bias, feeds, expect_ops=4)
+
+
+def test_merge_reshapes():
+    feeds = {"in0": np.random.RandomState(7).randn(2, 6, 8).astype(np.float32)}
+    maker = GraphMaker()
+    x = maker.input((2, 6, 8))
+    heads = maker.op("Reshape", [maker.op("Reshape", [x, int_shape(maker, (12, 8))]), int_shape(maker, (2, 6, 2, 4))])
+    graph = check_rewrite(maker, [heads], passes.merge_reshapes, feeds, expect_ops=1)
+    assert graph.ops[0].inputs[0].name == "in0"
+    maker = GraphMaker()
+    x = maker.input((2, 6, 8))
+    flat = maker.op("Reshape", [x, int_shape(maker, (12, 8))])  # read by two ops: stays
+    heads = maker.op("Reshape", [flat, int_shape(maker, (2, 6, 2, 4))])
+    check_rewrite(maker, [heads, maker.elemwise("RELU", flat)], passes.merge_reshapes, feeds, expect_ops=3)
