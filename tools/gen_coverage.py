@@ -56,7 +56,7 @@ def render() -> str:
         "Handling: *lowered* ops become ONNX nodes (and are folded with numpy when all their inputs are constant",
         "and a fold rule exists); *folded* ops only ever run at load time (their value depends on static shapes or",
         "constants); *data* oprs are graph inputs or constants. Kinds no file names (`Fused*`) are made by the",
-        "rewrites of `megenginelite/graph/fusions.py` from chains of small ops (GELU formulas, a product and its bias).",
+        "rewrites of `megenginelite/graph/fusions.py` from chains of small ops (GELU, attention, a product and its bias).",
         "",
         "| Kind | File type names | Handling | Modes supported | Fixtures |",
         "|---|---|---|---|---|",

@@ -26,6 +26,7 @@ from .ir import Graph, Op, Var, live_ops
 GELU_TANH = "FusedGeluTanh"
 GELU_ERF = "FusedGeluErf"
 MATMUL_BIAS = "FusedMatMulBias"  # MatrixMul inputs + a bias vector over the product's columns (ONNX Gemm's C)
+ATTENTION = "FusedAttention"  # q, k, v (B, S|T, H*D) [+ an additive bias] -> softmax(q k^T * scale + bias) v
 
 _ELEMENTWISE = ("Elemwise", "PowC")
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
@@ -363,3 +364,184 @@ def fuse_matmul_bias(graph: Graph) -> None:
     for op in graph.ops:
         for var in op.outputs:
             var.producer = op
+
+
+_MOVES = ("Reshape", "AxisAddRemove", "Dimshuffle")  # ops that only rearrange values
+
+
+def _batched_matmul(op: Op, xs: list[np.ndarray]) -> list[np.ndarray]:
+    a, b = xs
+    a = a.swapaxes(-1, -2) if op.params.get("transposeA") else a
+    b = b.swapaxes(-1, -2) if op.params.get("transposeB") else b
+    return [np.matmul(a.astype(np.float64), b).astype(np.float32)]
+
+
+def _softmax(op: Op, xs: list[np.ndarray]) -> list[np.ndarray]:
+    x = xs[0].astype(np.float64)
+    e = np.exp(x - x.max(axis=op.params.get("axis", -1), keepdims=True))
+    return [(e / e.sum(axis=op.params.get("axis", -1), keepdims=True)).astype(np.float32)]
+
+
+# float evaluations of the kinds an attention match contains that have no fold rule (used only to verify a match)
+_VERIFY_RULES = {"BatchedMatrixMul": _batched_matmul, "Softmax": _softmax}
+
+
+def _run(ops: list[Op], values: dict[int, np.ndarray]) -> dict[int, np.ndarray] | None:
+    """``values`` (var id -> array) extended by running ``ops`` in order, None if one cannot run."""
+    try:
+        for op in ops:
+            rule = _VERIFY_RULES.get(op.kind) or FOLD_RULES[op.kind]
+            args = [values[id(v)] if id(v) in values else v.const for v in op.inputs]
+            for var, value in zip(op.outputs, rule(op, args)):
+                values[id(var)] = np.asarray(value)
+    except Exception:  # noqa: BLE001  (a match its own ops cannot evaluate is simply not fused)
+        return None
+    return values
+
+
+def _split_source(var: Var, users: dict[int, list[Op]], ops: list[Op]) -> tuple[Var, tuple] | None:
+    """``(source, (B, S, H, D))`` when ``var`` is the source's values split into heads: a chain of single-use
+    reshapes and transposes, the first transpose's input (B, S, H, D); the chain's ops go to ``ops``."""
+    split = None
+    while var.producer is not None and var.producer.kind in _MOVES and len(users.get(id(var), [])) == 1:
+        op = var.producer
+        if op.kind == "Dimshuffle":  # the first transpose (forward) splits (B, S, H, D); k may be transposed twice
+            split = op.inputs[0].shape
+        ops.append(op)
+        var = op.inputs[0]
+    return (var, split) if split is not None and len(split) == 4 else None
+
+
+def _merged_output(var: Var, users: dict[int, list[Op]], ops: list[Op]) -> Var | None:
+    """The reshape that merges the heads back, following single-use reshapes and one transpose from ``var``."""
+    transposed = False
+    while len(users.get(id(var), [])) == 1 and users[id(var)][0].kind in _MOVES:
+        op = users[id(var)][0]
+        if transposed and op.kind != "Dimshuffle":
+            ops.append(op)
+            return op.outputs[0]
+        transposed = op.kind == "Dimshuffle"
+        ops.append(op)
+        var = op.outputs[0]
+    return None
+
+
+def _match_attention(softmax: Op, users: dict[int, list[Op]]) -> tuple | None:
+    """``(q, k, v, bias or None, out, (B, S, T, H, D), scale, ops)`` when ``softmax`` (over the last axis) is the
+    middle of scaled dot-product attention: its input a batched product of q and k split into heads, scaled by
+    constants and plus at most one other value (the mask term), its output multiplied by v and merged back. q, k,
+    v hold (B, S|T, H*D) values in any shape of that many elements; so does ``out``."""
+    scores = softmax.inputs[0]
+    if scores.dtype != FLOAT32 or not scores.shape or softmax.params.get("axis", -1) not in (-1, len(scores.shape) - 1):
+        return None
+    ops: list[Op] = [softmax]
+    bias, scale, var = None, 1.0, scores
+    while var.producer is not None and var.producer.kind != "BatchedMatrixMul":  # the scores' element-wise cone
+        op = var.producer
+        mode = _mode(op)
+        if op.kind in _MOVES[:2] and len(op.inputs[0].shape or ()) >= 3:
+            var = op.inputs[0]
+        elif mode == "TRUE_DIV" and _scalar_const(op.inputs[1]):  # x / sqrt(d)
+            scale /= float(op.inputs[1].const.reshape(()))
+            var = op.inputs[0]
+        elif mode == "MUL" and len(op.inputs) == 2 and any(_scalar_const(x) for x in op.inputs):  # x * d ** -0.5
+            const, var = op.inputs if _scalar_const(op.inputs[0]) else op.inputs[::-1]
+            scale *= float(const.const.reshape(()))
+        elif mode == "ADD" and len(op.inputs) == 2 and bias is None and not any(v.is_const for v in op.inputs):
+            a, b = op.inputs
+            var, bias = (a, b) if _depends_on_matmul(a) else (b, a)
+        else:
+            return None
+        if len(users.get(id(var), [])) != 1:
+            return None
+        ops.append(op)
+    first = var.producer
+    if first is None or first.params.get("transposeA"):
+        return None
+    ops.append(first)
+    probs = _moved_to_matmul(softmax.outputs[0], users, ops)
+    if probs is None:
+        return None
+    second, probs_in = probs
+    if second.params.get("transposeA") or second.params.get("transposeB") or second.inputs[0] is not probs_in:
+        return None
+    ops.append(second)
+    sources = [_split_source(x, users, ops) for x in (first.inputs[0], first.inputs[1], second.inputs[1])]
+    out = _merged_output(second.outputs[0], users, ops)
+    if None in sources or out is None:
+        return None
+    (q, (batch, length, heads, depth)), (k, k_split), (v, v_split) = sources
+    kv_length = k_split[1]
+    if (k_split != (batch, kv_length, heads, depth) or v_split != k_split
+            or not all(x.dtype == FLOAT32 for x in (q, k, v, out))):
+        return None
+    return q, k, v, bias, out, (batch, length, kv_length, heads, depth), scale, ops
+
+
+def _depends_on_matmul(var: Var, depth: int = 8) -> bool:
+    """Whether a chain of rearrangements and element-wise ops leads from a BatchedMatrixMul to ``var``."""
+    op = var.producer
+    if op is None or depth == 0:
+        return False
+    if op.kind == "BatchedMatrixMul":
+        return True
+    return (op.kind in _MOVES or op.kind == "Elemwise") and any(_depends_on_matmul(x, depth - 1) for x in op.inputs)
+
+
+def _moved_to_matmul(var: Var, users: dict[int, list[Op]], ops: list[Op]) -> tuple[Op, Var] | None:
+    """The BatchedMatrixMul that single-use reshapes of ``var`` lead to, and the var it reads."""
+    while len(users.get(id(var), [])) == 1:
+        op = users[id(var)][0]
+        if op.kind == "BatchedMatrixMul":
+            return op, var
+        if op.kind not in _MOVES[:2]:
+            return None
+        ops.append(op)
+        var = op.outputs[0]
+    return None
+
+
+def _attention_reference(q, k, v, bias, dims: tuple, scale: float) -> np.ndarray:
+    """Attention over heads in float64; q, k, v of (B, S|T, H*D) elements, the result (B, S, H*D)."""
+    b, s, t, heads, depth = dims
+    split = lambda x, n: x.astype(np.float64).reshape(b, n, heads, depth).transpose(0, 2, 1, 3)  # noqa: E731
+    scores = split(q, s) @ split(k, t).transpose(0, 1, 3, 2) * scale
+    if bias is not None:
+        scores = scores + bias.reshape((1,) * (4 - bias.ndim) + bias.shape)
+    e = np.exp(scores - scores.max(-1, keepdims=True))
+    return ((e / e.sum(-1, keepdims=True)) @ split(v, t)).transpose(0, 2, 1, 3).reshape(b, s, heads * depth)
+
+
+def fuse_attention(graph: Graph) -> None:
+    """Scaled dot-product attention written out (the official BERT's heads: reshape and transpose q, k and v,
+    batched q k^T, scale, add the mask term, softmax, times v, transpose and reshape back) becomes one ATTENTION
+    op (ONNX Runtime's fused MultiHeadAttention kernel instead of some 20 nodes). Every match is verified: its ops,
+    run on random q, k, v and bias, must give what attention gives."""
+    users = _consumers(graph)
+    graph_outputs = {id(var) for _, var in graph.outputs}
+    for softmax in [op for op in graph.ops if op.kind == "Softmax"]:
+        match = _match_attention(softmax, users)
+        if match is None:
+            continue
+        q, k, v, bias, out, dims, scale, ops = match
+        ops = sorted(set(ops), key=graph.ops.index)
+        static = all(x.shape is not None and all(isinstance(d, int) for d in x.shape)
+                     for x in (q, k, v, out) + ((bias,) if bias is not None else ()))
+        if not static or not _closed(ops, out, users, graph_outputs) or (bias is not None and len(bias.shape) > 4):
+            continue
+        rng = np.random.default_rng(len(ops))
+        probes = {id(x): rng.standard_normal(x.shape).astype(np.float32) for x in (q, k, v)}
+        if bias is not None:
+            probes[id(bias)] = (rng.standard_normal(bias.shape) * 3).astype(np.float32)
+        values = _run(ops, dict(probes))
+        if values is None or id(out) not in values:
+            continue
+        want = _attention_reference(probes[id(q)], probes[id(k)], probes[id(v)],
+                                    None if bias is None else probes[id(bias)], dims, scale)
+        if values[id(out)].size != want.size or not np.allclose(values[id(out)].reshape(want.shape), want,
+                                                                 rtol=1e-4, atol=1e-5):
+            continue
+        fused = Op(type=ATTENTION, kind=ATTENTION, params={"dims": dims, "scale": scale},
+                   inputs=[q, k, v] + ([bias] if bias is not None else []), outputs=[out], index=softmax.index)
+        _replace(graph, ops, fused)
+        users = _consumers(graph)

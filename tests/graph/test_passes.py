@@ -338,3 +338,73 @@ def test_merge_reshapes():
     flat = maker.op("Reshape", [x, int_shape(maker, (12, 8))])  # read by two ops: stays
     heads = maker.op("Reshape", [flat, int_shape(maker, (2, 6, 2, 4))])
     check_rewrite(maker, [heads, maker.elemwise("RELU", flat)], passes.merge_reshapes, feeds, expect_ops=3)
+
+
+def written_attention(maker, q, k, v, heads, mask=None, divide=False, probs_out=None):
+    """MegEngine's BERT attention as its dump has it: heads split by reshape + transpose (k transposed once more),
+    batched products, the scale as a constant factor (or divisor), the mask term added, softmax, merged back."""
+    b, s, hidden = q.shape
+    t, d = k.shape[1], hidden // heads
+
+    def split(x, n, pattern, shape):
+        four = maker.op("Reshape", [x, int_shape(maker, (b, n, heads, d))])
+        return maker.op("Reshape", [maker.op("Dimshuffle", [four], pattern=pattern), int_shape(maker, shape)])
+
+    qh = split(q, s, (0, 2, 1, 3), (b * heads, s, d))
+    kh = split(k, t, (0, 2, 3, 1), (b * heads, d, t))
+    vh = split(v, t, (0, 2, 1, 3), (b * heads, t, d))
+    scores = maker.op("Reshape", [maker.op("BatchedMatrixMul", [qh, kh]), int_shape(maker, (b, heads, s, t))])
+    scores = (maker.elemwise("TRUE_DIV", scores, maker.var((), math.sqrt(d))) if divide
+              else maker.elemwise("MUL", maker.var((), 1 / math.sqrt(d)), scores))
+    if mask is not None:
+        scores = maker.elemwise("ADD", mask, scores)
+    probs = maker.op("Softmax", [scores], axis=3)
+    if probs_out is not None:
+        probs_out.append(probs)
+    context = maker.op("BatchedMatrixMul", [maker.op("Reshape", [probs, int_shape(maker, (b * heads, s, t))]), vh])
+    context = maker.op("Reshape", [context, int_shape(maker, (b, heads, s, d))])
+    return maker.op("Reshape", [maker.op("Dimshuffle", [context], pattern=(0, 2, 1, 3)),
+                                int_shape(maker, (b, s, hidden))])
+
+
+def attention_feeds(seed, *shapes):
+    rng = np.random.RandomState(seed)
+    return {f"in{i}": rng.randn(*shape).astype(np.float32) for i, shape in enumerate(shapes)}
+
+
+def test_fuse_attention_with_a_mask_becomes_one_op():
+    maker = GraphMaker()
+    q, k, v = (maker.input((2, 6, 16)) for _ in range(3))
+    keep = maker.input((1, 1, 1, 6))
+    mask = maker.elemwise("MUL", maker.var((), -10000.0), maker.elemwise("SUB", maker.var((), 1.0), keep))
+    out = written_attention(maker, q, k, v, heads=4, mask=mask)
+    feeds = attention_feeds(8, (2, 6, 16), (2, 6, 16), (2, 6, 16))
+    feeds["in3"] = np.array([1, 1, 1, 1, 0, 0], np.float32).reshape(1, 1, 1, 6)
+    graph = check_rewrite(maker, [out], passes.fuse_attention, feeds, expect_ops=3, rtol=1e-5)
+    assert [op.kind for op in graph.ops] == ["Elemwise", "Elemwise", "FusedAttention"]
+    assert graph.ops[2].params["dims"] == (2, 6, 6, 4, 4) and graph.ops[2].params["scale"] == pytest.approx(0.5)
+
+
+def test_fuse_attention_cross_lengths_and_a_divided_scale():
+    maker = GraphMaker()
+    q, k, v = maker.input((1, 5, 8)), maker.input((1, 7, 8)), maker.input((1, 7, 8))
+    out = written_attention(maker, q, k, v, heads=2, divide=True)
+    feeds = attention_feeds(9, (1, 5, 8), (1, 7, 8), (1, 7, 8))
+    graph = check_rewrite(maker, [out], passes.fuse_attention, feeds, expect_ops=1, rtol=1e-5)
+    assert graph.ops[0].params["scale"] == pytest.approx(0.5)
+
+
+def test_fuse_attention_leaves_read_probabilities_and_other_products():
+    feeds = attention_feeds(10, (1, 4, 8), (1, 4, 8), (1, 4, 8))
+    maker = GraphMaker()
+    q, k, v = (maker.input((1, 4, 8)) for _ in range(3))
+    probs = []
+    out = written_attention(maker, q, k, v, heads=2, probs_out=probs)
+    ops = len(maker.graph.ops)
+    check_rewrite(maker, [out, probs[0]], passes.fuse_attention, feeds, expect_ops=ops)  # the weights are an output
+    maker = GraphMaker()
+    q, k, v = (maker.input((1, 4, 8)) for _ in range(3))
+    out = written_attention(maker, q, k, v, heads=2)
+    softmax = next(op for op in maker.graph.ops if op.kind == "Softmax")
+    softmax.params["axis"] = 2  # normalized over the queries: not attention
+    check_rewrite(maker, [out], passes.fuse_attention, feeds, expect_ops=len(maker.graph.ops))
