@@ -377,10 +377,10 @@ def run_zoo(args) -> None:
                 for threads in (int(t) for t in args.threads.split(",")):
                     print_profile(f"{name} b{batch} t{threads} ", profile(model, threads, feeds, recorded, args.profile))
                 continue
-            exported = TORCHVISION_DIR / f"{ZOO_TORCHVISION.get(name)}_b{batch}.onnx"
+            exported = TORCHVISION_DIR / f"{ZOO_TORCHVISION[name]}_b{batch}.onnx" if name in ZOO_TORCHVISION else None
             for threads in (int(t) for t in args.threads.split(",")):
                 row = measure(model, threads, feeds, recorded, args.real_python, args.rounds, args.per_round,
-                              args.round_s, str(exported) if exported.exists() else None)
+                              args.round_s, str(exported) if exported and exported.exists() else None)
                 row["model"] = name
                 print_row(f"{name} ", row)
                 results.append(row)

@@ -351,19 +351,15 @@ def fuse_matmul_bias(graph: Graph) -> None:
         bias = _vector_for(bias_var, mm.outputs[0].shape[1])
         if bias is None:
             continue
-        bias_const = Var(max(graph.vars) + 1, f"{out.name}:bias", FLOAT32, bias.shape, bias)
-        graph.vars[bias_const.id] = bias_const
-        fused = Op(type=mm.type, kind=MATMUL_BIAS, params=dict(mm.params), inputs=[*mm.inputs[:2], bias_const],
-                   outputs=mm.outputs, index=mm.index)
+        fused = Op(type=mm.type, kind=MATMUL_BIAS, params=dict(mm.params), index=mm.index, outputs=mm.outputs,
+                   inputs=[*mm.inputs[:2], graph.new_const(f"{out.name}:bias", FLOAT32, bias)])
         graph.ops[graph.ops.index(mm)] = fused
+        mm.outputs[0].producer = fused
         last = residual or reshape or fused  # what now computes the ADD's result
         last.outputs = [out]
         out.producer = last
         dropped.add(id(add))
     graph.ops = [op for op in graph.ops if id(op) not in dropped]
-    for op in graph.ops:
-        for var in op.outputs:
-            var.producer = op
 
 
 _MOVES = ("Reshape", "AxisAddRemove", "Dimshuffle")  # ops that only rearrange values

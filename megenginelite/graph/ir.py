@@ -85,6 +85,12 @@ class Graph:
                 return v
         raise KeyError(name)
 
+    def new_const(self, name: str, dtype: DType, value: np.ndarray) -> Var:
+        """A new constant var of this graph (for the rewrites)."""
+        var = Var(max(self.vars) + 1, name, dtype, value.shape, value)
+        self.vars[var.id] = var
+        return var
+
 
 def live_ops(graph: Graph, through_constants: bool = False) -> set[Op]:
     """Ops whose results reach a graph output (dead-code elimination). By default the walk stops at constant

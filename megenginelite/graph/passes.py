@@ -165,15 +165,8 @@ def fold_clip(graph: Graph) -> None:
     graph.ops = [op for op in graph.ops if id(op) not in dropped]
 
 
-def _new_const(graph: Graph, name: str, dtype, value: np.ndarray) -> Var:
-    """A new constant var of the graph."""
-    var = Var(max(graph.vars) + 1, name, dtype, value.shape, value)
-    graph.vars[var.id] = var
-    return var
-
-
 def _int_const(graph: Graph, value: int) -> Var:
-    return _new_const(graph, f"const<{value}>", INT32, np.array([value], np.int32))
+    return graph.new_const(f"const<{value}>", INT32, np.array([value], np.int32))
 
 
 def fold_channel_shuffle(graph: Graph) -> None:
@@ -217,7 +210,7 @@ def _zero_pad(graph: Graph, op: Op, index: int, axis: int, extra: int) -> None:
     old = op.inputs[index]
     widths = [(0, 0)] * old.const.ndim
     widths[axis] = (0, extra)
-    op.inputs[index] = _new_const(graph, f"{old.name}:padded", old.dtype, np.pad(old.const, widths))
+    op.inputs[index] = graph.new_const(f"{old.name}:padded", old.dtype, np.pad(old.const, widths))
 
 
 # Elemwise modes that act on each element alone (a padded channel stays a channel of its own)
@@ -288,28 +281,9 @@ def pad_channels_to_block(graph: Graph, block: int | None = None) -> None:
             var.shape = (var.shape[0], channels + extra, *var.shape[2:])
 
 
-_RESHAPES = ("Reshape", "AxisAddRemove")
-
-
-def merge_reshapes(graph: Graph) -> None:
-    """A Reshape (or AxisAddRemove) of a Reshape nothing else reads is one Reshape to the final static shape: a
-    linear layer's product reshaped back to 3-D and then split into attention heads is one ONNX node."""
-    uses = _uses(graph)
-    for op in graph.ops:
-        inner = op.inputs[0].producer if op.kind in _RESHAPES and op.inputs else None
-        shape = op.outputs[0].shape if inner is not None else None
-        if (inner is None or inner.kind not in _RESHAPES or uses[id(op.inputs[0])] != 1
-                or shape is None or not all(isinstance(d, int) for d in shape)):
-            continue
-        op.inputs = [inner.inputs[0], _new_const(graph, "shape", INT32, np.array(shape, np.int32))]
-        op.kind, op.params = "Reshape", {}
-    live = live_ops(graph, through_constants=True)
-    graph.ops = [o for o in graph.ops if o in live]
-
-
 PASSES: list[Callable[[Graph], None]] = [fuse_conv_bias_activation, fuse_conv_residual, fold_clip,
                                          fold_channel_shuffle, fuse_layer_norm, fuse_gelu, fuse_matmul_bias,
-                                         fuse_attention, merge_reshapes, pad_channels_to_block]
+                                         fuse_attention, pad_channels_to_block]
 
 
 def optimize(graph: Graph, pad_channels: bool = True) -> None:

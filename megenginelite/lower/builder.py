@@ -99,6 +99,11 @@ def shifted_dtype(dtype: DType) -> DType:
     return DType("Quantized8Asymm", np.dtype(np.uint8), dtype.scale, (dtype.zero_point or 0) + 128)
 
 
+def shifted_array(q: np.ndarray) -> np.ndarray:
+    """QuantizedS8 values as held shifted (``shifted_dtype``): uint8 q + 128."""
+    return (q.astype(np.int16) + 128).astype(np.uint8)
+
+
 class Builder:
     """Accumulates the ONNX graph: one value name per var, fresh names for intermediate values.
 

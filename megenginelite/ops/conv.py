@@ -15,7 +15,7 @@ from ..graph import cpu
 from ..graph.infer import const_ints, fail, shape_rule
 from ..graph.ir import Op
 from ..graph.quant import dequantize as dequantize_array
-from ..lower.builder import Builder, lowering, shifted_dtype
+from ..lower.builder import Builder, lowering, shifted_array, shifted_dtype
 from .elemwise import dequantize, quantize, to_units
 from .image import gather_bilinear
 
@@ -379,7 +379,7 @@ def _qlinear_conv(b: Builder, op: Op) -> bool:
     inputs = [to_nchw(b, x, x_var.shape, conv_input_layout(op))]
     w_held = w_var.dtype
     if w_held.np_dtype == np.int8 and cpu.int8_products_saturate():  # uint8 x uint8: exact there (graph/cpu.py)
-        w, w_held = (w.astype(np.int16) + 128).astype(np.uint8), shifted_dtype(w_held)
+        w, w_held = shifted_array(w), shifted_dtype(w_held)
     for dtype, value in ((x_held, None), (w_held, np.ascontiguousarray(w)), (out_held, None)):
         if value is not None:
             inputs.append(b.const(value, "weight"))

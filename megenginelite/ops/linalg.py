@@ -14,7 +14,7 @@ from ..graph import cpu
 from ..graph.dims import dims_equal
 from ..graph.infer import fail, fold_rule, same, shape_rule
 from ..graph.ir import Op
-from ..lower.builder import Builder, lowering
+from ..lower.builder import Builder, lowering, shifted_array, shifted_dtype
 from .elemwise import quantize
 
 param_table(20, "MatrixMul", [("transposeA", "bool", False), ("transposeB", "bool", False), ("compute_mode", "u32", 0),
@@ -86,7 +86,7 @@ def _transposed(b: Builder, op: Op, i: int, flag: bool, perm) -> str:
     unsigned = _unsigned(op, i)
     if var.is_const and (flag or unsigned):
         value = np.transpose(var.const, perm) if flag else var.const
-        value = (value.astype(np.int16) + 128).astype(np.uint8) if unsigned else value
+        value = shifted_array(value) if unsigned else value
         return b.const(np.ascontiguousarray(value), "matrix")
     name = b.shifted(var)[0] if unsigned else b.name(var)
     return b.node("Transpose", [name], perm=perm) if flag else name
@@ -98,8 +98,8 @@ def _matmul(b: Builder, op: Op, a: str, c: str) -> str:
     x_dt, y_dt, out_dt = op.inputs[0].dtype, op.inputs[1].dtype, op.outputs[0].dtype
     if not x_dt.quantized:
         return b.node("MatMul", [a, c])
-    zero_points = [b.const(np.asarray((dt.zero_point or 0) + 128, np.uint8) if _unsigned(op, i)
-                           else np.asarray(dt.zero_point or 0, dt.np_dtype), "zp") for i, dt in enumerate((x_dt, y_dt))]
+    held = [shifted_dtype(dt) if _unsigned(op, i) else dt for i, dt in enumerate((x_dt, y_dt))]
+    zero_points = [b.const(np.asarray(dt.zero_point or 0, dt.np_dtype), "zp") for dt in held]
     acc = b.node("MatMulInteger", [a, c] + zero_points)
     unit = np.float32(x_dt.scale) * np.float32(y_dt.scale)
     if out_dt.name == "QuantizedS32" and np.isclose(out_dt.scale, unit, rtol=1e-6, atol=0):

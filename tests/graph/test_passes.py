@@ -326,20 +326,6 @@ def test_fuse_matmul_bias_leaves_other_broadcasts_and_read_products():
     check_rewrite(maker, [maker.elemwise("ADD", bias, out), product], passes.fuse_matmul_bias, feeds, expect_ops=4)
 
 
-def test_merge_reshapes():
-    feeds = {"in0": np.random.RandomState(7).randn(2, 6, 8).astype(np.float32)}
-    maker = GraphMaker()
-    x = maker.input((2, 6, 8))
-    heads = maker.op("Reshape", [maker.op("Reshape", [x, int_shape(maker, (12, 8))]), int_shape(maker, (2, 6, 2, 4))])
-    graph = check_rewrite(maker, [heads], passes.merge_reshapes, feeds, expect_ops=1)
-    assert graph.ops[0].inputs[0].name == "in0"
-    maker = GraphMaker()
-    x = maker.input((2, 6, 8))
-    flat = maker.op("Reshape", [x, int_shape(maker, (12, 8))])  # read by two ops: stays
-    heads = maker.op("Reshape", [flat, int_shape(maker, (2, 6, 2, 4))])
-    check_rewrite(maker, [heads, maker.elemwise("RELU", flat)], passes.merge_reshapes, feeds, expect_ops=3)
-
-
 def written_attention(maker, q, k, v, heads, mask=None, divide=False, probs_out=None):
     """MegEngine's BERT attention as its dump has it: heads split by reshape + transpose (k transposed once more),
     batched products, the scale as a constant factor (or divisor), the mask term added, softmax, merged back."""
