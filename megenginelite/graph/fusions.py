@@ -40,17 +40,6 @@ def _scalar_const(var: Var) -> bool:
     return var.is_const and var.const.size == 1
 
 
-def _consumers(graph: Graph) -> dict[int, list[Op]]:
-    """The ops reading each var at run time (not those folded to constants: GetVarShape reads only a shape)."""
-    users: dict[int, list[Op]] = {}
-    for op in graph.ops:
-        if op.outputs and all(var.is_const for var in op.outputs):
-            continue
-        for var in op.inputs:
-            users.setdefault(id(var), []).append(op)
-    return users
-
-
 def _closed(ops: list[Op], out: Var, users: dict[int, list[Op]], graph_outputs: set[int]) -> bool:
     """Whether nothing outside ``ops`` reads what they compute, except ``out``."""
     inside = {id(op) for op in ops}
@@ -134,7 +123,7 @@ _GELU_FORMS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
 def fuse_gelu(graph: Graph) -> None:
     """An element-wise chain of one input computing GELU, ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` or
     ``0.5 x (1 + erf(x / sqrt 2))`` in any arrangement, becomes one op of kind GELU_TANH / GELU_ERF."""
-    users = _consumers(graph)
+    users = graph.readers(at_run_time=True)
     graph_outputs = {id(var) for _, var in graph.outputs}
     fused: set[int] = set()
     for op in reversed(list(graph.ops)):  # the last op of a chain first: the largest chain that still matches wins
@@ -275,7 +264,7 @@ def _match_layer_norm(out: Var) -> tuple[Var, np.ndarray, np.ndarray, float, lis
 def fuse_layer_norm(graph: Graph) -> None:
     """Layer normalization over the last axis written out in element-wise ops and mean reductions becomes one
     LayerNorm op (the kind MegEngine's own ``layer_norm`` dumps)."""
-    users = _consumers(graph)
+    users = graph.readers(at_run_time=True)
     graph_outputs = {id(var) for _, var in graph.outputs}
     for op in reversed(list(graph.ops)):  # from the end of a chain: the bias add is taken in, not left behind
         if op not in graph.ops or op.kind != "Elemwise" or len(op.outputs) != 1:
@@ -329,7 +318,7 @@ def fuse_matmul_bias(graph: Graph) -> None:
     ``bias`` along the last axis (``F.linear`` on a 3-D input, as MegEngine dumps it: a 2-D product reshaped back,
     then the bias, sometimes moved past the residual add) become one MATMUL_BIAS op: ONNX Gemm adds the bias in
     its output loop instead of a pass of its own."""
-    users = _consumers(graph)
+    users = graph.readers(at_run_time=True)
     graph_outputs = {id(var) for _, var in graph.outputs}
     dropped: set[int] = set()
     for add in list(graph.ops):
@@ -513,7 +502,7 @@ def fuse_attention(graph: Graph) -> None:
     batched q k^T, scale, add the mask term, softmax, times v, transpose and reshape back) becomes one ATTENTION
     op (ONNX Runtime's fused MultiHeadAttention kernel instead of some 20 nodes). Every match is verified: its ops,
     run on random q, k, v and bias, must give what attention gives."""
-    users = _consumers(graph)
+    users = graph.readers(at_run_time=True)
     graph_outputs = {id(var) for _, var in graph.outputs}
     for softmax in [op for op in graph.ops if op.kind == "Softmax"]:
         match = _match_attention(softmax, users)
@@ -540,4 +529,4 @@ def fuse_attention(graph: Graph) -> None:
         fused = Op(type=ATTENTION, kind=ATTENTION, params={"dims": dims, "scale": scale},
                    inputs=[q, k, v] + ([bias] if bias is not None else []), outputs=[out], index=softmax.index)
         _replace(graph, ops, fused)
-        users = _consumers(graph)
+        users = graph.readers(at_run_time=True)

@@ -91,6 +91,18 @@ class Graph:
         self.vars[var.id] = var
         return var
 
+    def readers(self, at_run_time: bool = False) -> dict[int, list[Op]]:
+        """The ops reading each var (keyed by the var's id; an op reading a var twice is listed twice).
+        ``at_run_time`` leaves out ops whose outputs are all constants: they were folded (GetVarShape reads only a
+        shape), so a rewrite that removes the var does not disturb them."""
+        readers: dict[int, list[Op]] = {}
+        for op in self.ops:
+            if at_run_time and op.outputs and all(var.is_const for var in op.outputs):
+                continue
+            for var in op.inputs:
+                readers.setdefault(id(var), []).append(op)
+        return readers
+
 
 def live_ops(graph: Graph, through_constants: bool = False) -> set[Op]:
     """Ops whose results reach a graph output (dead-code elimination). By default the walk stops at constant

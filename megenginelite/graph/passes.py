@@ -30,7 +30,8 @@ _ACTIVATIONS = {"RELU": 1, "SIGMOID": 2, "H_SWISH": 3}
 
 
 def _uses(graph: Graph) -> Counter:
-    uses: Counter = Counter(id(v) for op in graph.ops for v in op.inputs)
+    """How many times each var is read: by ops (folded ones included) and as a graph output."""
+    uses = Counter({key: len(ops) for key, ops in graph.readers().items()})
     uses.update(id(var) for _, var in graph.outputs)
     return uses
 
