@@ -1,7 +1,8 @@
 """Fusions of what MegEngine's dump leaves as chains of small ops: layer normalization written out in
 element-wise ops and reductions (the official BERT's ``BertLayerNorm``), GELU written as a formula (its
 ``tanh`` approximation, or ``erf``), and a linear layer's bias added after its matrix product (and after the
-reshape back to 3-D, or after the residual add that follows).
+reshape back to 3-D, or after the residual add that follows), and a classifier's global pooling written as a mean
+over W then over H (``x.mean(3).mean(2)``).
 
 A MegEngine model computes these in 8-12 ops, each a pass over memory and, in ONNX Runtime, a kernel launch with
 its own overhead; one ``LayerNormalization`` or ``Gelu`` node does the same work in one pass. The matchers are
@@ -27,6 +28,7 @@ GELU_TANH = "FusedGeluTanh"
 GELU_ERF = "FusedGeluErf"
 MATMUL_BIAS = "FusedMatMulBias"  # MatrixMul inputs + a bias vector over the product's columns (ONNX Gemm's C)
 ATTENTION = "FusedAttention"  # q, k, v (B, S|T, H*D) [+ an additive bias] -> softmax(q k^T * scale + bias) v
+GLOBAL_POOL = "FusedGlobalPool"  # the mean (max) over H and W of an NCHW tensor, params {"mode": "MEAN" | "MAX"}
 
 _ELEMENTWISE = ("Elemwise", "PowC")
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
@@ -530,3 +532,53 @@ def fuse_attention(graph: Graph) -> None:
                    inputs=[q, k, v] + ([bias] if bias is not None else []), outputs=[out], index=softmax.index)
         _replace(graph, ops, fused)
         users = graph.readers(at_run_time=True)
+
+
+_GLOBAL_POOLS = {5: ("MEAN", np.mean), 4: ("MAX", np.max)}  # Reduce modes
+
+
+def _global_pool_chain(last: Op) -> tuple[Var, list[Op]] | None:
+    """``(x, ops)`` when ``last`` is a MEAN/MAX Reduce ending a chain from a 4-D float32 ``x``: one Reduce, or a
+    Reduce of the same mode, an optional AxisAddRemove, then ``last`` (which axes they take is checked later)."""
+    mode = last.params.get("mode", 0)
+    if last.kind != "Reduce" or mode not in _GLOBAL_POOLS:
+        return None
+    ops = [last]
+    var = last.inputs[0]
+    if var.producer is not None and var.producer.kind == "AxisAddRemove":
+        ops.insert(0, var.producer)
+        var = var.producer.inputs[0]
+    first = var.producer
+    if first is not None and first.kind == "Reduce" and first.params.get("mode", 0) == mode:
+        ops.insert(0, first)
+        var = first.inputs[0]
+    elif len(ops) > 1:
+        return None
+    if var.dtype != FLOAT32 or var.shape is None or len(var.shape) != 4:
+        return None
+    return var, ops
+
+
+def fuse_global_pool(graph: Graph) -> None:
+    """A mean (or max) over the spatial axes of NCHW, written as one Reduce or as two (``x.mean(3).mean(2)``, with
+    the AxisAddRemove between), becomes one op of kind GLOBAL_POOL: ONNX Runtime runs ``GlobalAveragePool`` in its
+    blocked layout straight after the last convolution, where ``ReduceMean`` needs the tensor reordered first."""
+    users = graph.readers(at_run_time=True)
+    graph_outputs = {id(var) for _, var in graph.outputs}
+    fused: set[int] = set()
+    for op in list(graph.ops):
+        chain = _global_pool_chain(op)
+        if chain is None or any(id(o) in fused for o in chain[1]):
+            continue
+        x, ops = chain
+        out = op.outputs[0]
+        name, reduce = _GLOBAL_POOLS[op.params.get("mode", 0)]
+        probe = _probe(x, len(ops))
+        got = None if probe is None or not _closed(ops, out, users, graph_outputs) else _evaluate(ops, x, probe, out)
+        want = None if probe is None else reduce(probe, axis=(2, 3))
+        if got is None or got.size != want.size or not np.allclose(got.reshape(-1), want.reshape(-1), rtol=1e-5,
+                                                                   atol=1e-6):
+            continue
+        fused.update(id(o) for o in ops)
+        _replace(graph, ops, Op(type=op.type, kind=GLOBAL_POOL, params={"mode": name}, inputs=[x], outputs=[out],
+                                index=op.index))

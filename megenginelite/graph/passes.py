@@ -21,7 +21,7 @@ import numpy as np
 from ..format.dtypes import INT32
 from .cpu import nchwc_block
 from .elemwise_modes import CLIP_MODE, mode_name
-from .fusions import fuse_attention, fuse_gelu, fuse_layer_norm, fuse_matmul_bias
+from .fusions import fuse_attention, fuse_gelu, fuse_global_pool, fuse_layer_norm, fuse_matmul_bias
 from .ir import Graph, Op, Var, live_ops
 
 # Elemwise mode name -> the ConvBias nonlinearity it adds (IDENTITY 0, RELU 1, SIGMOID 2, H_SWISH 3)
@@ -284,7 +284,7 @@ def pad_channels_to_block(graph: Graph, block: int | None = None) -> None:
 
 PASSES: list[Callable[[Graph], None]] = [fuse_conv_bias_activation, fuse_conv_residual, fold_clip,
                                          fold_channel_shuffle, fuse_layer_norm, fuse_gelu, fuse_matmul_bias,
-                                         fuse_attention, pad_channels_to_block]
+                                         fuse_attention, fuse_global_pool, pad_channels_to_block]
 
 
 def optimize(graph: Graph, pad_channels: bool = True) -> None:

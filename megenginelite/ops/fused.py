@@ -1,11 +1,11 @@
 """Lowerings of the kinds that graph/fusions.py makes: from written-out GELU formulas, ONNX Runtime's fused
 kernels (com.microsoft ``FastGelu`` for the tanh form, ``Gelu`` for the erf form), which also take a bias add
 into themselves (its BiasGelu fusion); from a matrix product and its bias, one Gemm; from attention written out,
-com.microsoft ``MultiHeadAttention``."""
+com.microsoft ``MultiHeadAttention``; from a spatial mean (max), ``GlobalAveragePool`` (``GlobalMaxPool``)."""
 
 from __future__ import annotations
 
-from ..graph.fusions import ATTENTION, GELU_ERF, GELU_TANH, MATMUL_BIAS
+from ..graph.fusions import ATTENTION, GELU_ERF, GELU_TANH, GLOBAL_POOL, MATMUL_BIAS
 from ..graph.ir import Op
 from ..lower.builder import Builder, lowering
 
@@ -45,3 +45,11 @@ def lower_attention(b: Builder, op: Op) -> list[str]:
         inputs += ["", "", bias]
     out = b.node("MultiHeadAttention", inputs, domain="com.microsoft", num_heads=heads, scale=float(op.params["scale"]))
     return [out if op.outputs[0].shape == (batch, length, heads * depth) else b.reshape(out, op.outputs[0].shape)]
+
+
+@lowering(GLOBAL_POOL, modes=["MEAN", "MAX"])
+def lower_global_pool(b: Builder, op: Op) -> list[str]:
+    """The mean (max) over H and W, (N, C, 1, 1), reshaped to the shape the file's chain of reductions gives."""
+    pooled = b.node({"MEAN": "GlobalAveragePool", "MAX": "GlobalMaxPool"}[op.params["mode"]], [b.inp(op, 0)])
+    n, c = op.inputs[0].shape[:2]
+    return [pooled if tuple(op.outputs[0].shape) == (n, c, 1, 1) else b.reshape(pooled, op.outputs[0].shape)]

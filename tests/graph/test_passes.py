@@ -6,6 +6,7 @@ import copy
 import math
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
@@ -394,3 +395,43 @@ def test_fuse_attention_leaves_read_probabilities_and_other_products():
     softmax = next(op for op in maker.graph.ops if op.kind == "Softmax")
     softmax.params["axis"] = 2  # normalized over the queries: not attention
     check_rewrite(maker, [out], passes.fuse_attention, feeds, expect_ops=len(maker.graph.ops))
+
+
+# --- global pooling written as reductions (graph/fusions.py) ---------------------------------------------------
+
+def spatial_reduce(maker, x, mode, first_axis=3, remove=True):
+    """x.mean(first_axis) then the other spatial axis, the reduced axis removed in between (as MegEngine dumps it)
+    or kept (``remove=False``)."""
+    once = maker.op("Reduce", [x], mode=mode, axis=first_axis)
+    if remove:
+        once = maker.op("AxisAddRemove", [once], desc=((1, first_axis),))
+    return maker.op("Reduce", [once], mode=mode, axis=5 - first_axis if not remove else 2)
+
+
+@pytest.mark.parametrize("mode, first_axis, remove", [(5, 3, True), (5, 2, True), (4, 3, True), (5, 3, False)])
+def test_fuse_global_pool_takes_a_spatial_mean_or_max(mode, first_axis, remove):
+    maker = GraphMaker()
+    x = maker.input((2, 6, 5, 7))
+    out = spatial_reduce(maker, maker.elemwise("RELU", x), mode, first_axis, remove)
+    feeds = {"in0": np.random.RandomState(11).randn(2, 6, 5, 7).astype(np.float32)}
+    graph = check_rewrite(maker, [out], passes.fuse_global_pool, feeds, expect_ops=2, rtol=1e-5)
+    assert graph.ops[1].kind == "FusedGlobalPool" and graph.ops[1].params == {"mode": {5: "MEAN", 4: "MAX"}[mode]}
+    onnx_ops = {n.op_type for n in onnx.load_from_string(to_onnx_bytes(graph)).graph.node}
+    assert {5: "GlobalAveragePool", 4: "GlobalMaxPool"}[mode] in onnx_ops and "ReduceMean" not in onnx_ops
+
+
+def test_fuse_global_pool_leaves_other_axes_mixed_modes_and_read_intermediates():
+    feeds = {"in0": np.random.RandomState(12).randn(1, 4, 3, 5).astype(np.float32)}
+    maker = GraphMaker()
+    x = maker.input((1, 4, 3, 5))
+    channels = maker.op("Reduce", [maker.op("Reduce", [x], mode=5, axis=3)], mode=5, axis=1)  # over W, then C
+    check_rewrite(maker, [channels], passes.fuse_global_pool, feeds, expect_ops=2)
+    maker = GraphMaker()
+    x = maker.input((1, 4, 3, 5))
+    mixed = maker.op("Reduce", [maker.op("Reduce", [x], mode=4, axis=3)], mode=5, axis=2)  # max, then mean
+    check_rewrite(maker, [mixed], passes.fuse_global_pool, feeds, expect_ops=2)
+    maker = GraphMaker()
+    x = maker.input((1, 4, 3, 5))
+    rows = maker.op("Reduce", [x], mode=5, axis=3)
+    out = maker.op("Reduce", [rows], mode=5, axis=2)
+    check_rewrite(maker, [out, rows], passes.fuse_global_pool, feeds, expect_ops=2)  # the row means are an output
