@@ -28,14 +28,12 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 TORCHVISION = {"shufflenet_v2": "shufflenet_v2_x1_0", "resnet18": "resnet18"}
 
 
@@ -130,19 +128,20 @@ def accuracy() -> list[dict]:
     off (our default) and on: the tolerance tests/runtime/test_gpu.py needs, measured."""
     from dataclasses import replace
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from conftest import MANIFEST, model_path, reference
     from megenginelite import LiteConfig, LiteDeviceType, LiteNetwork
 
     rows = []
-    for entry in [e for e in MANIFEST if e["category"] == "model"]:
-        ref = reference(entry)
+    for entry in json.loads((FIXTURES / "manifest.json").read_text()):
+        if entry["category"] != "model":
+            continue
+        with np.load(FIXTURES / f"{entry['name']}.npz") as data:  # recorded inputs and real Lite's outputs
+            ref = {key: data[key] for key in data.files}
         for tf32 in (False, True):
             net = LiteNetwork(LiteConfig(device_type=LiteDeviceType.LITE_CUDA))
             session_config = net._session_config
             net._session_config = lambda: replace(session_config(), tf32=tf32)
             try:
-                net.load(model_path(entry))
+                net.load(str(FIXTURES / entry["file"]))
                 for name in entry["inputs"]:
                     net.get_io_tensor(name).set_data_by_copy(ref[f"input:{name}"])
                 net.forward()

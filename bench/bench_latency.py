@@ -4,9 +4,9 @@ All runtimes are measured in one run, alternating in rounds so that machine nois
 
     python bench/bench_latency.py tests/fixtures/shufflenet_v2.mge --real-python "$(../shared/tools/real-megengine)"
 
-The zoo set (``bench/zoo_models.py``, dumped by ``make_bench_models.py --zoo`` into bench/models/zoo/), every model
-at batch 1 and 16 and 1 and 2 threads, each fed its recorded input; ours and the real library's outputs are compared
-(max abs difference) before the timing, and each row carries the model's FLOPs and our GFLOP/s::
+The zoo set (``tools/zoo_models.py``, dumped by ``tools/make_bench_models.py --zoo`` into bench/models/zoo/), every
+model at batch 1 and 16 and 1 and 2 threads, each fed its recorded input; ours and the real library's outputs are
+compared (max abs difference) before the timing, and each row carries the model's FLOPs and our GFLOP/s::
 
     python bench/bench_latency.py --zoo all --zoo-batches 1 --rounds 3 --real-python "$PY"
     python bench/bench_latency.py --zoo bert,yolox_nano,dcgan,resnext50 --zoo-batches 16 --rounds 2 --round-s 1.5 \
@@ -24,7 +24,6 @@ import argparse
 import json
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from functools import lru_cache
@@ -32,9 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from machine import describe  # noqa: E402  (bench/ is the script's own folder)
+from machine import describe  # bench/, the script's own folder
 
 # The worker runs inside the real MegEngine's Python: it loads the model and answers "N" with N latencies.
 REAL_WORKER = r"""
@@ -358,7 +355,7 @@ def print_row(label: str, row: dict) -> None:
 
 
 def run_zoo(args) -> None:
-    """Every zoo model (``make_bench_models.py --zoo``) at each batch and thread count, fed its recorded input
+    """Every zoo model (``tools/make_bench_models.py --zoo``) at each batch and thread count, fed its recorded input
     (repeated up to the batch); the outputs of ours and the real library compared first."""
     names = args.zoo.split(",") if args.zoo != "all" else list(ZOO)
     print(describe())

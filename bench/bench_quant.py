@@ -1,11 +1,11 @@
 """Quantized models, side by side in one run: ours on the quantized file vs the real Lite on the same file vs ours
 on the float model of the same network.
 
-    PY="$(cd .. && shared/tools/real-megengine)"; "$PY" bench/make_bench_models.py --quantized
+    PY="$(cd .. && shared/tools/real-megengine)"; "$PY" tools/make_bench_models.py --quantized
     python bench/bench_quant.py --real-python "$PY"
 
 The models (bench/models/q_<net>_b<batch>.mge and q_<net>_float_b<batch>.mge, 224x224, full width) come from
-bench/make_bench_models.py: the structure of MegEngine's official quantization example, calibrated and quantized
+tools/make_bench_models.py: the structure of MegEngine's official quantization example, calibrated and quantized
 by MegEngine 1.13. Runtimes alternate in rounds (as in bench_latency.py) so that machine noise hits them alike.
 """
 

@@ -34,11 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from machine import describe  # bench/, the script's own folder
+from megenginelite.ray.protocol import HEADER_LENGTH, encode_infer, error_body, parse_infer
 
-from megenginelite.ray.protocol import HEADER_LENGTH, encode_infer, error_body, parse_infer  # noqa: E402
-from machine import describe  # noqa: E402  (bench/ is the script's own folder)
+ROOT = Path(__file__).resolve().parents[1]
 
 WARMUP_S = 2.0
 

@@ -4,7 +4,7 @@
 #
 # Prepare on a machine with network access, from the repository root:
 #   ../shared/tools/ort-gpu-slim build .ortgpu        # onnxruntime-gpu for CUDA 13, small enough to carry
-#   PY="$(../shared/tools/real-megengine)"; (cd /tmp && "$PY" "$OLDPWD/bench/make_bench_models.py" --periodic)
+#   PY="$(../shared/tools/real-megengine)"; (cd /tmp && "$PY" "$OLDPWD/tools/make_bench_models.py" --periodic)
 #   mkdir -p .gpubench && xz -9 -c bench/models/resnet18_periodic.mge > .gpubench/resnet18_periodic.mge.xz
 # then run `bash bench/gpu_check.sh` on the GPU machine with .ortgpu and .gpubench next to the checkout
 # (GPU_CHECK_QUICK=1: the GPU tests and the example only, without the emulated tests and the benchmark).

@@ -28,12 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from megenginelite import LiteNetwork
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from megenginelite import LiteNetwork  # noqa: E402
-
 FIXTURES = ROOT / "tests" / "fixtures"
 
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: the manifest of reference models recorded with real MegEngine 1.13 (tools/make_fixtures.py)."""
+"""Shared fixtures: the manifest of reference models recorded with real MegEngine 1.13 (tools/make_fixtures.py, whose
+fixtures are defined in tools/fixtures/)."""
 
 from __future__ import annotations
 

@@ -47,8 +47,6 @@ from typing import Callable, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 # ---------------------------------------------------------------------------------------------------- corpus
 

@@ -16,16 +16,14 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from megenginelite.format.mgb1 import REGISTRY_NAMES
+from megenginelite.graph import canonical_kind
+from megenginelite.graph.build import CONST_OPRS, INPUT_OPRS
+from megenginelite.graph.infer import FOLD_RULES, SHAPE_ONLY, SHAPE_RULES
+from megenginelite.lower import LOWERINGS
+from megenginelite.lower.builder import SUPPORTED_MODES
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from megenginelite.format.mgb1 import REGISTRY_NAMES  # noqa: E402
-from megenginelite.graph import canonical_kind  # noqa: E402
-from megenginelite.graph.build import CONST_OPRS, INPUT_OPRS  # noqa: E402
-from megenginelite.graph.infer import FOLD_RULES, SHAPE_ONLY, SHAPE_RULES  # noqa: E402
-from megenginelite.lower import LOWERINGS  # noqa: E402
-from megenginelite.lower.builder import SUPPORTED_MODES  # noqa: E402
-
 DOC = ROOT / "docs" / "operators.md"
 MANIFEST = ROOT / "tests" / "fixtures" / "manifest.json"
 

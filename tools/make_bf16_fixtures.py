@@ -24,21 +24,16 @@ with the same fields as ``tests/fixtures/manifest.json``.  The tests only read t
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "tests" / "fixtures" / "bf16"
+from fixtures.paths import FIXTURES
+from fixtures.real_megengine import F, mge, require, trace
 
-# The references must come from the *real* megenginelite, never from this repository's package.
-sys.path[:] = [p for p in sys.path if p not in ("", ".") and Path(p).resolve() != ROOT]
+OUT = FIXTURES / "bf16"
 
 
 def fixtures():
-    import megengine as mge
-    import megengine.functional as F
     from megengine.core.tensor.dtype import bfloat16 as bf
 
     rs = np.random.RandomState(20240917)
@@ -80,9 +75,8 @@ def fixtures():
 
 
 def main() -> None:
-    import megengine as mge
-    from megengine.jit import trace
-    from megenginelite import LiteNetwork
+    require("tools/make_bf16_fixtures.py")
+    from megenginelite import LiteNetwork  # the real one: fixtures.real_megengine dropped this checkout
 
     OUT.mkdir(parents=True, exist_ok=True)
     manifest = []

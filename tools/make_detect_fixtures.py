@@ -36,24 +36,18 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "tests" / "fixtures" / "detect"
-sys.path[:] = [p for p in sys.path if p not in ("", ".") and Path(p).resolve() != ROOT]
+from fixtures.helpers import calibrate_bn, init_params
+from fixtures.models import BasicBlock
+from fixtures.paths import FIXTURES
+from fixtures.real_megengine import F, M, apply, builtin, mge, require
+from make_dynamic_fixtures import record  # tools/, next to this script
 
-import megengine as mge  # noqa: E402
-import megengine.functional as F  # noqa: E402
-import megengine.module as M  # noqa: E402
-from megengine.core._imperative_rt.core2 import apply  # noqa: E402
-from megengine.core.ops import builtin  # noqa: E402
-
-from make_dynamic_fixtures import record  # noqa: E402  (tools/, next to this script)
-from make_fixtures import BasicBlock, calibrate_bn, init_params  # noqa: E402
+OUT = FIXTURES / "detect"
 
 NUM_CLASSES = 4
 
@@ -68,7 +62,7 @@ class Sizes(NamedTuple):
 
 
 TOY = Sizes(128, (8, 16, 24, 32), 16)  # the committed fixtures
-# bench/make_bench_models.py: ResNet-18 widths, a 320x320 input, the original's proposal counts
+# tools/make_bench_models.py: ResNet-18 widths, a 320x320 input, the original's proposal counts
 BENCH = Sizes(320, (64, 128, 256, 512), 128, 256, 1000, 1000)
 STRIDES = [4, 8, 16, 32, 64]
 IMG_MEAN = np.array([103.530, 116.280, 123.675], np.float32)[None, :, None, None]
@@ -419,6 +413,7 @@ def make_detectors(out: Path, sizes: Sizes, all_cases: bool = True) -> dict:
 
 
 def main() -> None:
+    require("tools/make_detect_fixtures.py")
     manifest = make_detectors(OUT, TOY)
     (OUT / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 

@@ -22,24 +22,17 @@ the shapes of the empty outputs (0 rows) we return instead. The tests only read 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "tests" / "fixtures" / "dynamic"
+from fixtures.paths import FIXTURES
+from fixtures.real_megengine import F, apply, builtin, mge, require, trace
 
-# The references must come from the *real* megenginelite, never from this repository's package.
-sys.path[:] = [p for p in sys.path if p not in ("", ".") and Path(p).resolve() != ROOT]
+OUT = FIXTURES / "dynamic"
 
 
 def fixtures():
-    import megengine as mge
-    import megengine.functional as F
-    from megengine.core._imperative_rt.core2 import apply
-    from megengine.core.ops import builtin
-
     def topk_desc(row, k):
         """The k largest of a (1, n) row, sorted (F.topk(descending=True) without its ndim assertion)."""
         return apply(builtin.TopK(mode=builtin.TopK.Mode.VALUE_IDX_SORTED), row, -k)
@@ -155,9 +148,6 @@ def record(out_dir: Path, name: str, fn, inputs: list, output_names: list, cases
     """Trace ``fn`` on ``inputs`` and dump ``<name>.mge``; run it with the real Lite on each case (changed inputs,
     and the output shapes we return where the real library fails); write ``<name>.npz`` and the manifest entry.
     Traced symbolically, except functions that index with a boolean mask (``symbolic=False`` is the only way)."""
-    import megengine as mge
-    from megengine.jit import trace
-
     traced = trace(fn, symbolic=fn.__name__ != "boolean_mask", capture_as_const=True)
     traced(*[mge.tensor(v) for _, v in inputs])
     path = out_dir / f"{name}.mge"
@@ -182,6 +172,7 @@ def record(out_dir: Path, name: str, fn, inputs: list, output_names: list, cases
 
 
 def main() -> None:
+    require("tools/make_dynamic_fixtures.py")
     OUT.mkdir(parents=True, exist_ok=True)
     manifest: dict = {}
     for name, fn, inputs, output_names, cases in fixtures():

@@ -31,28 +31,20 @@ import ast
 import importlib.util
 import json
 import struct
-import sys
 import tempfile
 import traceback
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+from fixtures.helpers import f32
+from fixtures.mgefile import FlatBuffer
+from fixtures.npz import save_npz
+from fixtures.paths import ROOT
+from fixtures.real_megengine import F, M, mge, require, trace
+from fixtures.registry import DEFAULT_ATOL, DEFAULT_RTOL
+
 OUT = ROOT / "tests" / "fixtures" / "formats"
-
-# The references must come from the *real* megenginelite, never from this repository's package (and MegEngine refuses
-# to import when it sees this checkout's megenginelite.egg-info on sys.path).
-sys.path[:] = [p for p in sys.path if p not in ("", ".") and Path(p).resolve() not in (ROOT, ROOT / "tools")]
-
-try:
-    import megengine as mge
-    import megengine.functional as F
-    import megengine.module as M
-    from megengine.jit import trace
-except ImportError:  # pragma: no cover
-    raise SystemExit('needs the real MegEngine 1.13.0: run with "$(../shared/tools/real-megengine)" '
-                     "tools/make_format_fixtures.py")
 
 
 def _load_by_path(name: str, path: Path):
@@ -62,13 +54,9 @@ def _load_by_path(name: str, path: Path):
     return mod
 
 
-# The main fixture script: its deterministic .npz writer (numpy.savez stamps the current time into the zip) and its
-# minimal FlatBuffers walker.
-_fixtures = _load_by_path("_make_fixtures", ROOT / "tools" / "make_fixtures.py")
-save_npz = _fixtures.save_npz
-
-# Our pure-Python xxh64 (no package-relative imports) and the registry names of our V1 reader: used only to derive
-# the legacy MGBS variant, which the real library then validates by loading it.
+# Our pure-Python xxh64 (no package-relative imports; this checkout's megenginelite cannot be imported next to the
+# real one) and the registry names of our V1 reader: used only to derive the legacy MGBS variant, which the real
+# library then validates by loading it.
 _xxh = _load_by_path("_fmt_xxh64", ROOT / "megenginelite" / "format" / "xxh64.py")
 
 
@@ -80,10 +68,6 @@ def _registry_names() -> tuple[str, ...]:
     raise SystemExit("REGISTRY_NAMES not found in megenginelite/format/mgb1.py")
 
 
-DEFAULT_RTOL = 1e-4
-DEFAULT_ATOL = 1e-5
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Models
 # ---------------------------------------------------------------------------------------------------------------
@@ -91,10 +75,6 @@ DEFAULT_ATOL = 1e-5
 
 def _rs(salt: int) -> np.random.RandomState:
     return np.random.RandomState(1234 + salt)
-
-
-def _f32(a) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=np.float32)
 
 
 class ConvBN(M.Module):
@@ -111,16 +91,16 @@ class ConvBN(M.Module):
 def model_conv_bn():
     rs = _rs(1)
     net = ConvBN()
-    net.conv.weight._reset(mge.tensor(_f32(rs.normal(0, 0.4, (4, 3, 3, 3)))))
-    net.conv.bias._reset(mge.tensor(_f32(rs.normal(0, 0.1, (1, 4, 1, 1)))))
-    net.conv2.weight._reset(mge.tensor(_f32(rs.normal(0, 0.3, (2, 4, 3, 3)))))
-    net.conv2.bias._reset(mge.tensor(_f32(rs.normal(0, 0.1, (1, 2, 1, 1)))))
-    net.bn.weight._reset(mge.tensor(_f32(rs.uniform(0.5, 1.5, (4,)))))
-    net.bn.bias._reset(mge.tensor(_f32(rs.normal(0, 0.2, (4,)))))
-    net.bn.running_mean._reset(mge.tensor(_f32(rs.normal(0, 0.3, (1, 4, 1, 1)))))
-    net.bn.running_var._reset(mge.tensor(_f32(rs.uniform(0.5, 2.0, (1, 4, 1, 1)))))
+    net.conv.weight._reset(mge.tensor(f32(rs.normal(0, 0.4, (4, 3, 3, 3)))))
+    net.conv.bias._reset(mge.tensor(f32(rs.normal(0, 0.1, (1, 4, 1, 1)))))
+    net.conv2.weight._reset(mge.tensor(f32(rs.normal(0, 0.3, (2, 4, 3, 3)))))
+    net.conv2.bias._reset(mge.tensor(f32(rs.normal(0, 0.1, (1, 2, 1, 1)))))
+    net.bn.weight._reset(mge.tensor(f32(rs.uniform(0.5, 1.5, (4,)))))
+    net.bn.bias._reset(mge.tensor(f32(rs.normal(0, 0.2, (4,)))))
+    net.bn.running_mean._reset(mge.tensor(f32(rs.normal(0, 0.3, (1, 4, 1, 1)))))
+    net.bn.running_var._reset(mge.tensor(f32(rs.uniform(0.5, 2.0, (1, 4, 1, 1)))))
     net.eval()
-    inputs = [("data", _f32(rs.uniform(-1, 1, (1, 3, 8, 8))))]
+    inputs = [("data", f32(rs.uniform(-1, 1, (1, 3, 8, 8))))]
     return (lambda x: net(x)), inputs, ["out"], "Conv2d(3,4,3,pad 1) + BatchNorm2d + ReLU + Conv2d(4,2,3,stride 2)"
 
 
@@ -138,10 +118,10 @@ class LNSplit(M.Module):
 def model_multi_out():
     rs = _rs(2)
     net = LNSplit()
-    net.ln.weight._reset(mge.tensor(_f32(rs.uniform(0.5, 1.5, (12,)))))
-    net.ln.bias._reset(mge.tensor(_f32(rs.normal(0, 0.2, (12,)))))
+    net.ln.weight._reset(mge.tensor(f32(rs.uniform(0.5, 1.5, (12,)))))
+    net.ln.bias._reset(mge.tensor(f32(rs.normal(0, 0.2, (12,)))))
     net.eval()
-    inputs = [("x", _f32(rs.normal(0, 1, (2, 3, 12))))]
+    inputs = [("x", f32(rs.normal(0, 1, (2, 3, 12))))]
     return (lambda x: net(x)), inputs, ["head", "tail"], "LayerNorm (3 outputs) then Split into 5 + 7 (2 outputs)"
 
 
@@ -154,19 +134,19 @@ def model_topk():
         return values, indices, sorted_x, order
 
     # distinct values, so that the order of ties cannot differ
-    x = _f32(rs.permutation(30).reshape(3, 10) * 0.25 - 3.0)
+    x = f32(rs.permutation(30).reshape(3, 10) * 0.25 - 3.0)
     return fn, [("x", x)], ["values", "indices", "sorted", "order"], "TopK and Argsort (2 outputs each)"
 
 
 def model_two_input():
     rs = _rs(4)
-    w = _f32(rs.normal(0, 0.5, (4,)))
+    w = f32(rs.normal(0, 0.5, (4,)))
 
     def fn(zb, ya):
         return F.relu(F.matmul(zb, ya)) + mge.tensor(w) * ya.sum()
 
     # arg names deliberately not in sorted order: test cases list the inputs sorted by name (ya, zb)
-    inputs = [("zb", _f32(rs.normal(0, 1, (2, 3)))), ("ya", _f32(rs.normal(0, 1, (3, 4))))]
+    inputs = [("zb", f32(rs.normal(0, 1, (2, 3)))), ("ya", f32(rs.normal(0, 1, (3, 4))))]
     return fn, inputs, ["out"], "two inputs whose argument order (zb, ya) differs from their sorted order"
 
 
@@ -176,7 +156,7 @@ def model_holder():
     def fn(x):
         return x * F.linspace(0, 1, 4) + F.arange(0, 4, dtype="float32")
 
-    return fn, [("x", _f32(rs.normal(0, 1, (2, 4))))], ["out"], \
+    return fn, [("x", f32(rs.normal(0, 1, (2, 4))))], ["out"], \
         "folded linspace/arange constants end up in one MultipleDeviceTensorHolder (2 outputs)"
 
 
@@ -193,12 +173,12 @@ class Deconv(M.Module):
 def model_deconv():
     rs = _rs(6)
     net = Deconv()
-    net.deconv.weight._reset(mge.tensor(_f32(rs.normal(0, 0.4, (2, 3, 3, 3)))))
-    net.deconv.bias._reset(mge.tensor(_f32(rs.normal(0, 0.1, (1, 3, 1, 1)))))
-    net.conv.weight._reset(mge.tensor(_f32(rs.normal(0, 0.4, (2, 3, 1, 1)))))
-    net.conv.bias._reset(mge.tensor(_f32(rs.normal(0, 0.1, (1, 2, 1, 1)))))
+    net.deconv.weight._reset(mge.tensor(f32(rs.normal(0, 0.4, (2, 3, 3, 3)))))
+    net.deconv.bias._reset(mge.tensor(f32(rs.normal(0, 0.1, (1, 3, 1, 1)))))
+    net.conv.weight._reset(mge.tensor(f32(rs.normal(0, 0.4, (2, 3, 1, 1)))))
+    net.conv.bias._reset(mge.tensor(f32(rs.normal(0, 0.1, (1, 2, 1, 1)))))
     net.eval()
-    return (lambda x: net(x)), [("x", _f32(rs.uniform(-1, 1, (1, 2, 4, 4))))], ["out"], \
+    return (lambda x: net(x)), [("x", f32(rs.uniform(-1, 1, (1, 2, 4, 4))))], ["out"], \
         "ConvTranspose2d + Conv2d + ReLU dumped with enable_fuse_conv_bias_nonlinearity (ConvBiasForward)"
 
 
@@ -242,7 +222,7 @@ def mgbc_to_mgbs(data: bytes) -> bytes:
     offset = struct.unpack_from("<Q", data, 16)[0]
     body = bytearray(data[24:])  # blobs, then the size-prefixed FlatBuffer
     fbs = offset
-    fb = _fixtures._FB(body)
+    fb = FlatBuffer(body)
     root = fb.deref(fbs + 4)
     for entry in fb.vector(root, 3):
         op = fb.deref(entry)
@@ -298,6 +278,7 @@ FIXTURES = [
 
 
 def main() -> None:
+    require("tools/make_format_fixtures.py")
     OUT.mkdir(parents=True, exist_ok=True)
     manifest = []
     traced = {}
@@ -321,7 +302,7 @@ def main() -> None:
                 n_cases = 1 if not kw.get("no_assert") else 2
                 specs = []
                 for c in range(n_cases):
-                    case = {n: a if c == 0 else _f32(_rs(100 + c).uniform(-2, 2, a.shape)) for n, a in inputs}
+                    case = {n: a if c == 0 else f32(_rs(100 + c).uniform(-2, 2, a.shape)) for n, a in inputs}
                     cases.append(case)
                     parts = []
                     for n, a in case.items():

@@ -27,10 +27,9 @@ from __future__ import annotations
 
 import math
 
-import megengine as mge
-import megengine.functional as F
-import megengine.module as M
 import numpy as np
+
+from fixtures.real_megengine import F, M, mge
 
 # -- ResNet family (classification/resnet/model.py) ----------------------------------------------------------------
 
