@@ -259,10 +259,7 @@ def pad_channels_to_block(graph: Graph, block: int | None = None) -> None:
     if block <= 1:
         return
     uses = _uses(graph)
-    consumers: dict[int, list[Op]] = {}
-    for op in graph.ops:
-        for var in dict.fromkeys(op.inputs):
-            consumers.setdefault(id(var), []).append(op)
+    consumers = {key: list(dict.fromkeys(ops)) for key, ops in graph.readers().items()}  # each reader once
     for op in graph.ops:
         out = op.outputs[0] if op.outputs else None
         if not _dense_float_conv(op, sparse=0) or out is None or out.shape[1] % block == 0:
