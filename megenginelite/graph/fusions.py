@@ -64,17 +64,40 @@ def _probe(x: Var, seed: int) -> np.ndarray | None:
     return (np.random.default_rng(seed).standard_normal(x.shape) * 3).astype(np.float32)
 
 
-def _evaluate(ops: list[Op], x: Var, probe: np.ndarray, out: Var) -> np.ndarray | None:
-    """``out`` computed from ``x = probe`` by the fold rules of ``ops`` (in graph order), None if one refuses."""
-    values = {id(x): probe}
+def _batched_matmul(op: Op, xs: list[np.ndarray]) -> list[np.ndarray]:
+    a, b = xs
+    a = a.swapaxes(-1, -2) if op.params.get("transposeA") else a
+    b = b.swapaxes(-1, -2) if op.params.get("transposeB") else b
+    return [np.matmul(a.astype(np.float64), b).astype(np.float32)]
+
+
+def _softmax(op: Op, xs: list[np.ndarray]) -> list[np.ndarray]:
+    x = xs[0].astype(np.float64)
+    e = np.exp(x - x.max(axis=op.params.get("axis", -1), keepdims=True))
+    return [(e / e.sum(axis=op.params.get("axis", -1), keepdims=True)).astype(np.float32)]
+
+
+# float evaluations of the kinds an attention match contains that have no fold rule (used only to verify a match)
+_VERIFY_RULES = {"BatchedMatrixMul": _batched_matmul, "Softmax": _softmax}
+
+
+def _run(ops: list[Op], values: dict[int, np.ndarray]) -> dict[int, np.ndarray] | None:
+    """``values`` (var id -> array) extended by running ``ops`` in order, None if one cannot run."""
     try:
         for op in ops:
+            rule = _VERIFY_RULES.get(op.kind) or FOLD_RULES[op.kind]
             args = [values[id(v)] if id(v) in values else v.const for v in op.inputs]
-            for var, value in zip(op.outputs, FOLD_RULES[op.kind](op, args)):
-                values[id(var)] = value
-    except Exception:  # noqa: BLE001  (a chain the fold rules cannot run on this probe is simply not fused)
+            for var, value in zip(op.outputs, rule(op, args)):
+                values[id(var)] = np.asarray(value)
+    except Exception:  # noqa: BLE001  (a match its own ops cannot evaluate is simply not fused)
         return None
-    return values.get(id(out))
+    return values
+
+
+def _evaluate(ops: list[Op], x: Var, probe: np.ndarray, out: Var) -> np.ndarray | None:
+    """``out`` computed from ``x = probe`` by ``ops`` (in graph order), None if one refuses."""
+    values = _run(ops, {id(x): probe})
+    return None if values is None else values.get(id(out))
 
 
 def _replace(graph: Graph, old: list[Op], new: Op) -> None:
@@ -356,36 +379,6 @@ def fuse_matmul_bias(graph: Graph) -> None:
 _MOVES = ("Reshape", "AxisAddRemove", "Dimshuffle")  # ops that only rearrange values
 
 
-def _batched_matmul(op: Op, xs: list[np.ndarray]) -> list[np.ndarray]:
-    a, b = xs
-    a = a.swapaxes(-1, -2) if op.params.get("transposeA") else a
-    b = b.swapaxes(-1, -2) if op.params.get("transposeB") else b
-    return [np.matmul(a.astype(np.float64), b).astype(np.float32)]
-
-
-def _softmax(op: Op, xs: list[np.ndarray]) -> list[np.ndarray]:
-    x = xs[0].astype(np.float64)
-    e = np.exp(x - x.max(axis=op.params.get("axis", -1), keepdims=True))
-    return [(e / e.sum(axis=op.params.get("axis", -1), keepdims=True)).astype(np.float32)]
-
-
-# float evaluations of the kinds an attention match contains that have no fold rule (used only to verify a match)
-_VERIFY_RULES = {"BatchedMatrixMul": _batched_matmul, "Softmax": _softmax}
-
-
-def _run(ops: list[Op], values: dict[int, np.ndarray]) -> dict[int, np.ndarray] | None:
-    """``values`` (var id -> array) extended by running ``ops`` in order, None if one cannot run."""
-    try:
-        for op in ops:
-            rule = _VERIFY_RULES.get(op.kind) or FOLD_RULES[op.kind]
-            args = [values[id(v)] if id(v) in values else v.const for v in op.inputs]
-            for var, value in zip(op.outputs, rule(op, args)):
-                values[id(var)] = np.asarray(value)
-    except Exception:  # noqa: BLE001  (a match its own ops cannot evaluate is simply not fused)
-        return None
-    return values
-
-
 def _split_source(var: Var, users: dict[int, list[Op]], ops: list[Op]) -> tuple[Var, tuple] | None:
     """``(source, (B, S, H, D))`` when ``var`` is the source's values split into heads: a chain of single-use
     reshapes and transposes, the first transpose's input (B, S, H, D); the chain's ops go to ``ops``."""
@@ -574,8 +567,9 @@ def fuse_global_pool(graph: Graph) -> None:
         out = op.outputs[0]
         name, reduce = _GLOBAL_POOLS[op.params.get("mode", 0)]
         probe = _probe(x, len(ops))
-        got = None if probe is None or not _closed(ops, out, users, graph_outputs) else _evaluate(ops, x, probe, out)
-        want = None if probe is None else reduce(probe, axis=(2, 3))
+        if probe is None or not _closed(ops, out, users, graph_outputs):
+            continue
+        got, want = _evaluate(ops, x, probe, out), reduce(probe, axis=(2, 3))
         if got is None or got.size != want.size or not np.allclose(got.reshape(-1), want.reshape(-1), rtol=1e-5,
                                                                    atol=1e-6):
             continue
